@@ -1,0 +1,978 @@
+//! Events: the wire format of DESIGN §5 and its single decode path.
+//!
+//! Every source (the local log, HTTP bodies, NATS messages, `replay` input)
+//! turns bytes into an [`Event`] through [`decode`]. Decoding validates every
+//! field against the contract and names the field and the rule when it
+//! refuses; it masks IP addresses (IPv4 /24, IPv6 /48) before anything else
+//! sees them, ignores unknown fields, and borrows strings from the input
+//! whenever they carry no JSON escapes, so the hot path allocates nothing.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// Largest accepted event, in bytes of JSON.
+pub const MAX_EVENT_BYTES: usize = 16 * 1024;
+/// Longest identifier (`webinar_id`, `viewer_id`, ...), in characters.
+pub const MAX_ID_LEN: usize = 128;
+/// Longest event `id`, in characters.
+pub const MAX_EVENT_ID_LEN: usize = 64;
+/// Longest UTM value after trimming, in characters.
+pub const MAX_UTM_LEN: usize = 256;
+
+/// One decoded, validated event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Event<'a> {
+    Presence(Presence<'a>),
+    Activity(Activity<'a>),
+    Visit(Visit<'a>),
+    Conversion(Conversion<'a>),
+    Pageview(Pageview<'a>),
+    Tick(Tick),
+}
+
+/// The `type` tag of an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EventType {
+    Presence,
+    Activity,
+    Visit,
+    Conversion,
+    Pageview,
+    Tick,
+}
+
+impl EventType {
+    pub const ALL: [EventType; 6] = [
+        EventType::Presence,
+        EventType::Activity,
+        EventType::Visit,
+        EventType::Conversion,
+        EventType::Pageview,
+        EventType::Tick,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Presence => "presence",
+            EventType::Activity => "activity",
+            EventType::Visit => "visit",
+            EventType::Conversion => "conversion",
+            EventType::Pageview => "pageview",
+            EventType::Tick => "tick",
+        }
+    }
+
+    /// Position in [`EventType::ALL`], for per-type counter arrays.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+}
+
+/// A viewer's heartbeat or leave beacon.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Presence<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<Cow<'a, str>>,
+    pub webinar_id: Cow<'a, str>,
+    pub viewer_id: Cow<'a, str>,
+    pub action: PresenceAction,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ts: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PresenceAction {
+    Ping,
+    Leave,
+}
+
+/// Webinar engagement: a chat message, a question, a poll answer, ...
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Activity<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<Cow<'a, str>>,
+    pub webinar_id: Cow<'a, str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub viewer_id: Option<Cow<'a, str>>,
+    pub kind: ActivityKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ts: Option<i64>,
+}
+
+/// The kinds of webinar engagement, in the order of [`ActivityKind::ALL`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActivityKind {
+    Chat,
+    Question,
+    Poll,
+    Download,
+    Form,
+    Giveaway,
+    Cta,
+}
+
+impl ActivityKind {
+    pub const ALL: [ActivityKind; 7] = [
+        ActivityKind::Chat,
+        ActivityKind::Question,
+        ActivityKind::Poll,
+        ActivityKind::Download,
+        ActivityKind::Form,
+        ActivityKind::Giveaway,
+        ActivityKind::Cta,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActivityKind::Chat => "chat",
+            ActivityKind::Question => "question",
+            ActivityKind::Poll => "poll",
+            ActivityKind::Download => "download",
+            ActivityKind::Form => "form",
+            ActivityKind::Giveaway => "giveaway",
+            ActivityKind::Cta => "cta",
+        }
+    }
+
+    /// Position in [`ActivityKind::ALL`], for per-kind counter arrays.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// UTM parameters, trimmed; empty values are absent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Utm<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub medium: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub campaign: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub term: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content: Option<Cow<'a, str>>,
+}
+
+impl Utm<'_> {
+    pub fn is_empty(&self) -> bool {
+        self.source.is_none()
+            && self.medium.is_none()
+            && self.campaign.is_none()
+            && self.term.is_none()
+            && self.content.is_none()
+    }
+}
+
+/// A view of a campaign or webinar page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Visit<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<Cow<'a, str>>,
+    pub client_id: Cow<'a, str>,
+    pub campaign_id: Cow<'a, str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webinar_id: Option<Cow<'a, str>>,
+    pub session_id: Cow<'a, str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link_id: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Utm::is_empty")]
+    pub utm: Utm<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cid: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub referrer: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ts: Option<i64>,
+}
+
+/// A registration or survey submission.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Conversion<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<Cow<'a, str>>,
+    pub client_id: Cow<'a, str>,
+    pub campaign_id: Cow<'a, str>,
+    pub entry_id: Cow<'a, str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link_id: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Utm::is_empty")]
+    pub utm: Utm<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cid: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub viewer_id: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webinar_id: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ts: Option<i64>,
+}
+
+/// A page request logged by the web app's middleware.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Pageview<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<Cow<'a, str>>,
+    pub path: Cow<'a, str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub referrer: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub campaign_id: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webinar_id: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ts: Option<i64>,
+}
+
+/// The service's own clock advance (DESIGN §2). Never accepted from outside
+/// the service; `ts` is required.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Tick {
+    pub ts: i64,
+}
+
+impl<'a> Event<'a> {
+    pub fn event_type(&self) -> EventType {
+        match self {
+            Event::Presence(_) => EventType::Presence,
+            Event::Activity(_) => EventType::Activity,
+            Event::Visit(_) => EventType::Visit,
+            Event::Conversion(_) => EventType::Conversion,
+            Event::Pageview(_) => EventType::Pageview,
+            Event::Tick(_) => EventType::Tick,
+        }
+    }
+
+    /// The event time, when set.
+    pub fn ts(&self) -> Option<i64> {
+        match self {
+            Event::Presence(e) => e.ts,
+            Event::Activity(e) => e.ts,
+            Event::Visit(e) => e.ts,
+            Event::Conversion(e) => e.ts,
+            Event::Pageview(e) => e.ts,
+            Event::Tick(e) => Some(e.ts),
+        }
+    }
+
+    /// Sets the event time (stamping on arrival, or clamping).
+    pub fn set_ts(&mut self, ts: i64) {
+        match self {
+            Event::Presence(e) => e.ts = Some(ts),
+            Event::Activity(e) => e.ts = Some(ts),
+            Event::Visit(e) => e.ts = Some(ts),
+            Event::Conversion(e) => e.ts = Some(ts),
+            Event::Pageview(e) => e.ts = Some(ts),
+            Event::Tick(e) => e.ts = ts,
+        }
+    }
+
+    /// The optional idempotency `id`.
+    pub fn id(&self) -> Option<&str> {
+        match self {
+            Event::Presence(e) => e.id.as_deref(),
+            Event::Activity(e) => e.id.as_deref(),
+            Event::Visit(e) => e.id.as_deref(),
+            Event::Conversion(e) => e.id.as_deref(),
+            Event::Pageview(e) => e.id.as_deref(),
+            Event::Tick(_) => None,
+        }
+    }
+
+    /// The event as one line of the wire format (no trailing newline).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("events always serialize")
+    }
+}
+
+/// Why an event was refused: the field and the rule it broke.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError {
+    /// The offending field (`utm.source` for nested ones), or `event` for
+    /// the record as a whole.
+    pub field: Cow<'static, str>,
+    /// What the field must be.
+    pub rule: Cow<'static, str>,
+    /// Whether the record was refused for its size (HTTP 413).
+    pub too_large: bool,
+}
+
+impl DecodeError {
+    fn new(field: impl Into<Cow<'static, str>>, rule: impl Into<Cow<'static, str>>) -> Self {
+        DecodeError {
+            field: field.into(),
+            rule: rule.into(),
+            too_large: false,
+        }
+    }
+
+    fn missing(field: &'static str) -> Self {
+        Self::new(field, "is required")
+    }
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.rule)
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// The record as serde sees it: every field of every type, all optional, so
+/// that the rules below can name the field that is wrong.
+#[derive(Deserialize)]
+struct Raw<'a> {
+    #[serde(rename = "type", borrow)]
+    kind_tag: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    ts: Option<i64>,
+    #[serde(borrow)]
+    webinar_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    viewer_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    action: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    client_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    campaign_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    session_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    link_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    entry_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    utm: Option<RawUtm<'a>>,
+    #[serde(borrow)]
+    cid: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    path: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    referrer: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    user_agent: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    ip: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    method: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    query: Option<Cow<'a, str>>,
+    status: Option<u16>,
+}
+
+#[derive(Deserialize)]
+struct RawUtm<'a> {
+    #[serde(borrow)]
+    source: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    medium: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    campaign: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    term: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    content: Option<Cow<'a, str>>,
+}
+
+/// Field names and the JSON type each must have, for precise errors when
+/// serde refuses a record.
+const STRING_FIELDS: [&str; 18] = [
+    "type",
+    "id",
+    "webinar_id",
+    "viewer_id",
+    "action",
+    "kind",
+    "client_id",
+    "campaign_id",
+    "session_id",
+    "link_id",
+    "entry_id",
+    "cid",
+    "path",
+    "referrer",
+    "user_agent",
+    "ip",
+    "method",
+    "query",
+];
+const UTM_FIELDS: [&str; 5] = ["source", "medium", "campaign", "term", "content"];
+
+/// Decodes and validates one event from its JSON bytes.
+pub fn decode(bytes: &[u8]) -> Result<Event<'_>, DecodeError> {
+    if bytes.len() > MAX_EVENT_BYTES {
+        return Err(too_large(bytes.len()));
+    }
+    match serde_json::from_slice::<Raw<'_>>(bytes) {
+        Ok(raw) => validate(raw),
+        Err(err) => Err(diagnose(bytes, &err)),
+    }
+}
+
+/// Decodes a JSON value that was already parsed (one element of a batch).
+pub fn decode_value(value: &serde_json::Value) -> Result<Event<'_>, DecodeError> {
+    match Raw::deserialize(value) {
+        Ok(raw) => validate(raw),
+        Err(err) => {
+            Err(diagnose_value(value).unwrap_or_else(|| DecodeError::new("event", err.to_string())))
+        }
+    }
+}
+
+/// The error for a record over [`MAX_EVENT_BYTES`].
+pub fn too_large(len: usize) -> DecodeError {
+    DecodeError {
+        field: "event".into(),
+        rule: format!("is {len} bytes; at most {MAX_EVENT_BYTES} bytes are accepted").into(),
+        too_large: true,
+    }
+}
+
+/// Finds which field made serde refuse the record. Only runs on the error path.
+fn diagnose(bytes: &[u8], err: &serde_json::Error) -> DecodeError {
+    match serde_json::from_slice::<serde_json::Value>(bytes) {
+        Err(_) => DecodeError::new("event", format!("is not valid JSON ({err})")),
+        Ok(value) => {
+            diagnose_value(&value).unwrap_or_else(|| DecodeError::new("event", err.to_string()))
+        }
+    }
+}
+
+fn diagnose_value(value: &serde_json::Value) -> Option<DecodeError> {
+    use serde_json::Value;
+    let Value::Object(map) = value else {
+        return Some(DecodeError::new("event", "must be a JSON object"));
+    };
+    for field in STRING_FIELDS {
+        if let Some(v) = map.get(field)
+            && !(v.is_string() || v.is_null())
+        {
+            return Some(DecodeError::new(field, "must be a string"));
+        }
+    }
+    if let Some(v) = map.get("ts")
+        && !(v.is_i64() || v.is_null())
+    {
+        return Some(DecodeError::new(
+            "ts",
+            "must be an integer number of milliseconds since the Unix epoch",
+        ));
+    }
+    if let Some(v) = map.get("status")
+        && !(v.as_u64().is_some_and(|s| s <= u64::from(u16::MAX)) || v.is_null())
+    {
+        return Some(DecodeError::new("status", "must be an HTTP status code"));
+    }
+    match map.get("utm") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(utm)) => UTM_FIELDS.iter().find_map(|f| {
+            utm.get(*f)
+                .filter(|v| !(v.is_string() || v.is_null()))
+                .map(|_| DecodeError::new(format!("utm.{f}"), "must be a string"))
+        }),
+        Some(_) => Some(DecodeError::new("utm", "must be an object")),
+    }
+}
+
+fn validate(raw: Raw<'_>) -> Result<Event<'_>, DecodeError> {
+    let tag = raw
+        .kind_tag
+        .as_deref()
+        .ok_or(DecodeError::missing("type"))?;
+    let Some(kind) = EventType::parse(tag) else {
+        return Err(DecodeError::new(
+            "type",
+            format!(
+                "unknown event type {tag:?}; expected one of presence, activity, visit, \
+                 conversion, pageview, tick"
+            ),
+        ));
+    };
+    let ts = match raw.ts {
+        Some(ts) if ts < 0 => {
+            return Err(DecodeError::new(
+                "ts",
+                "must be a non-negative number of milliseconds since the Unix epoch",
+            ));
+        }
+        ts => ts,
+    };
+    let id = optional_id(raw.id, "id", MAX_EVENT_ID_LEN)?;
+    Ok(match kind {
+        EventType::Presence => {
+            let action = match raw.action.as_deref() {
+                None => return Err(DecodeError::missing("action")),
+                Some("ping") => PresenceAction::Ping,
+                Some("leave") => PresenceAction::Leave,
+                Some(other) => {
+                    return Err(DecodeError::new(
+                        "action",
+                        format!("unknown action {other:?}; expected \"ping\" or \"leave\""),
+                    ));
+                }
+            };
+            Event::Presence(Presence {
+                id,
+                webinar_id: required_id(raw.webinar_id, "webinar_id")?,
+                viewer_id: required_id(raw.viewer_id, "viewer_id")?,
+                action,
+                ts,
+            })
+        }
+        EventType::Activity => {
+            let kind = match raw.kind.as_deref() {
+                None => return Err(DecodeError::missing("kind")),
+                Some(k) => ActivityKind::parse(k).ok_or_else(|| {
+                    DecodeError::new(
+                        "kind",
+                        format!(
+                            "unknown activity kind {k:?}; expected one of chat, question, poll, \
+                             download, form, giveaway, cta"
+                        ),
+                    )
+                })?,
+            };
+            Event::Activity(Activity {
+                id,
+                webinar_id: required_id(raw.webinar_id, "webinar_id")?,
+                viewer_id: optional_id(raw.viewer_id, "viewer_id", MAX_ID_LEN)?,
+                kind,
+                ts,
+            })
+        }
+        EventType::Visit => Event::Visit(Visit {
+            id,
+            client_id: required_id(raw.client_id, "client_id")?,
+            campaign_id: required_id(raw.campaign_id, "campaign_id")?,
+            webinar_id: optional_id(raw.webinar_id, "webinar_id", MAX_ID_LEN)?,
+            session_id: required_id(raw.session_id, "session_id")?,
+            link_id: optional_id(raw.link_id, "link_id", MAX_ID_LEN)?,
+            utm: utm(raw.utm)?,
+            cid: text(raw.cid, "cid", MAX_UTM_LEN)?,
+            path: raw.path,
+            referrer: raw.referrer,
+            user_agent: raw.user_agent,
+            ip: masked_ip(raw.ip)?,
+            ts,
+        }),
+        EventType::Conversion => Event::Conversion(Conversion {
+            id,
+            client_id: required_id(raw.client_id, "client_id")?,
+            campaign_id: required_id(raw.campaign_id, "campaign_id")?,
+            entry_id: required_id(raw.entry_id, "entry_id")?,
+            session_id: optional_id(raw.session_id, "session_id", MAX_ID_LEN)?,
+            link_id: optional_id(raw.link_id, "link_id", MAX_ID_LEN)?,
+            utm: utm(raw.utm)?,
+            cid: text(raw.cid, "cid", MAX_UTM_LEN)?,
+            viewer_id: optional_id(raw.viewer_id, "viewer_id", MAX_ID_LEN)?,
+            webinar_id: optional_id(raw.webinar_id, "webinar_id", MAX_ID_LEN)?,
+            ts,
+        }),
+        EventType::Pageview => Event::Pageview(Pageview {
+            id,
+            path: raw
+                .path
+                .filter(|p| !p.is_empty())
+                .ok_or(DecodeError::missing("path"))?,
+            method: raw.method,
+            query: raw.query,
+            referrer: raw.referrer,
+            user_agent: raw.user_agent,
+            ip: masked_ip(raw.ip)?,
+            session_id: optional_id(raw.session_id, "session_id", MAX_ID_LEN)?,
+            client_id: optional_id(raw.client_id, "client_id", MAX_ID_LEN)?,
+            campaign_id: optional_id(raw.campaign_id, "campaign_id", MAX_ID_LEN)?,
+            webinar_id: optional_id(raw.webinar_id, "webinar_id", MAX_ID_LEN)?,
+            status: raw.status,
+            ts,
+        }),
+        EventType::Tick => Event::Tick(Tick {
+            ts: ts.ok_or(DecodeError::missing("ts"))?,
+        }),
+    })
+}
+
+/// Whether `s` is a valid identifier: 1–`max` characters of `[A-Za-z0-9._:-]`.
+pub fn is_identifier(s: &str, max: usize) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
+
+/// Checks an identifier taken from elsewhere than a JSON body (a URL path).
+pub fn check_identifier(field: &'static str, s: &str) -> Result<(), DecodeError> {
+    if is_identifier(s, MAX_ID_LEN) {
+        Ok(())
+    } else {
+        Err(id_rule(field, MAX_ID_LEN))
+    }
+}
+
+fn id_rule(field: &'static str, max: usize) -> DecodeError {
+    DecodeError::new(
+        field,
+        format!("must be 1-{max} characters of [A-Za-z0-9._:-]"),
+    )
+}
+
+fn required_id<'a>(
+    v: Option<Cow<'a, str>>,
+    field: &'static str,
+) -> Result<Cow<'a, str>, DecodeError> {
+    optional_id(v, field, MAX_ID_LEN)?.ok_or(DecodeError::missing(field))
+}
+
+fn optional_id<'a>(
+    v: Option<Cow<'a, str>>,
+    field: &'static str,
+    max: usize,
+) -> Result<Option<Cow<'a, str>>, DecodeError> {
+    match v {
+        Some(s) if !is_identifier(&s, max) => Err(id_rule(field, max)),
+        v => Ok(v),
+    }
+}
+
+/// Free text that is trimmed, dropped when empty, and limited in characters.
+fn text<'a>(
+    v: Option<Cow<'a, str>>,
+    field: &'static str,
+    max: usize,
+) -> Result<Option<Cow<'a, str>>, DecodeError> {
+    let Some(v) = v else { return Ok(None) };
+    let trimmed: Cow<'a, str> = match v {
+        Cow::Borrowed(s) => Cow::Borrowed(s.trim()),
+        Cow::Owned(s) if s.trim().len() == s.len() => Cow::Owned(s),
+        Cow::Owned(s) => Cow::Owned(s.trim().to_owned()),
+    };
+    if trimmed.is_empty() {
+        return Ok(None);
+    }
+    if trimmed.chars().count() > max {
+        return Err(DecodeError::new(
+            field,
+            format!("must be at most {max} characters after trimming"),
+        ));
+    }
+    Ok(Some(trimmed))
+}
+
+fn utm(raw: Option<RawUtm<'_>>) -> Result<Utm<'_>, DecodeError> {
+    let Some(raw) = raw else {
+        return Ok(Utm::default());
+    };
+    Ok(Utm {
+        source: text(raw.source, "utm.source", MAX_UTM_LEN)?,
+        medium: text(raw.medium, "utm.medium", MAX_UTM_LEN)?,
+        campaign: text(raw.campaign, "utm.campaign", MAX_UTM_LEN)?,
+        term: text(raw.term, "utm.term", MAX_UTM_LEN)?,
+        content: text(raw.content, "utm.content", MAX_UTM_LEN)?,
+    })
+}
+
+fn masked_ip(v: Option<Cow<'_, str>>) -> Result<Option<Cow<'_, str>>, DecodeError> {
+    let Some(v) = v else { return Ok(None) };
+    let v = v.trim();
+    if v.is_empty() {
+        return Ok(None);
+    }
+    let ip: IpAddr = v
+        .parse()
+        .map_err(|_| DecodeError::new("ip", "must be an IPv4 or IPv6 address"))?;
+    Ok(Some(Cow::Owned(mask_ip(ip).to_string())))
+}
+
+/// Masks an address for privacy: IPv4 keeps its /24, IPv6 its /48.
+pub fn mask_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            IpAddr::from([a, b, c, 0])
+        }
+        IpAddr::V6(v6) => {
+            // An IPv4-mapped address is an IPv4 address: mask it as one.
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return mask_ip(IpAddr::V4(v4));
+            }
+            let s = v6.segments();
+            IpAddr::from([s[0], s[1], s[2], 0, 0, 0, 0, 0])
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(json: &str) -> String {
+        decode(json.as_bytes()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn decodes_every_example_of_the_contract() {
+        let lines = [
+            r#"{"type":"presence","webinar_id":"w-17","viewer_id":"u-8812","action":"ping","ts":1764000000000}"#,
+            r#"{"type":"presence","webinar_id":"w-17","viewer_id":"u-8812","action":"leave","ts":1764000042000}"#,
+            r#"{"type":"activity","webinar_id":"w-17","viewer_id":"u-8812","kind":"question","ts":1764000050000}"#,
+            r#"{"type":"visit","client_id":"c-1","campaign_id":"cmp-9","session_id":"s-1","link_id":"l-3","utm":{"source":"newsletter","medium":"email","campaign":"spring"},"path":"/event/149403","referrer":"https://example.com/","user_agent":"Mozilla/5.0 ...","ip":"203.0.113.7","ts":1764000001000}"#,
+            r#"{"type":"conversion","client_id":"c-1","campaign_id":"cmp-9","entry_id":"e-77","session_id":"s-1","viewer_id":"u-8812","webinar_id":"w-17","ts":1764000300000}"#,
+            r#"{"type":"pageview","path":"/event/149403","method":"GET","session_id":"s-1","client_id":"c-1","campaign_id":"cmp-9","user_agent":"Mozilla/5.0 ...","ip":"203.0.113.7","ts":1764000000500}"#,
+            r#"{"type":"tick","ts":1764000001000}"#,
+        ];
+        let types: Vec<_> = lines
+            .iter()
+            .map(|l| decode(l.as_bytes()).unwrap().event_type())
+            .collect();
+        assert_eq!(types, EventType::ALL);
+    }
+
+    #[test]
+    fn presence_fields_and_borrowing() {
+        let line = br#"{"type":"presence","webinar_id":"w-17","viewer_id":"u-1","action":"ping","ts":5,"extra":{"a":[1,2]}}"#;
+        let Event::Presence(p) = decode(line).unwrap() else {
+            panic!()
+        };
+        assert!(matches!(p.webinar_id, Cow::Borrowed("w-17")));
+        assert_eq!(p.viewer_id, "u-1");
+        assert_eq!(p.action, PresenceAction::Ping);
+        assert_eq!(p.ts, Some(5));
+    }
+
+    #[test]
+    fn escaped_strings_are_decoded() {
+        let line =
+            br#"{"type":"presence","webinar_id":"w\u002d17","viewer_id":"u","action":"leave"}"#;
+        let Event::Presence(p) = decode(line).unwrap() else {
+            panic!()
+        };
+        assert_eq!(p.webinar_id, "w-17");
+        assert_eq!(p.ts, None);
+    }
+
+    #[test]
+    fn errors_name_the_field_and_the_rule() {
+        assert_eq!(err(r#"{"webinar_id":"w"}"#), "type: is required");
+        assert!(err(r#"{"type":"click"}"#).starts_with("type: unknown event type \"click\""));
+        assert_eq!(
+            err(r#"{"type":"presence","viewer_id":"u","action":"ping"}"#),
+            "webinar_id: is required"
+        );
+        assert_eq!(
+            err(r#"{"type":"presence","webinar_id":"w 1","viewer_id":"u","action":"ping"}"#),
+            "webinar_id: must be 1-128 characters of [A-Za-z0-9._:-]"
+        );
+        assert_eq!(
+            err(r#"{"type":"presence","webinar_id":"","viewer_id":"u","action":"ping"}"#),
+            "webinar_id: must be 1-128 characters of [A-Za-z0-9._:-]"
+        );
+        let long = "v".repeat(129);
+        assert_eq!(
+            err(&format!(
+                r#"{{"type":"presence","webinar_id":"w","viewer_id":"{long}","action":"ping"}}"#
+            )),
+            "viewer_id: must be 1-128 characters of [A-Za-z0-9._:-]"
+        );
+        assert!(
+            decode(
+                format!(
+                    r#"{{"type":"presence","webinar_id":"w","viewer_id":"{}","action":"ping"}}"#,
+                    "v".repeat(128)
+                )
+                .as_bytes()
+            )
+            .is_ok()
+        );
+        assert!(
+            err(r#"{"type":"presence","webinar_id":"w","viewer_id":"u","action":"jump"}"#)
+                .starts_with("action: unknown action \"jump\"")
+        );
+        assert_eq!(
+            err(r#"{"type":"presence","webinar_id":"w","viewer_id":"u"}"#),
+            "action: is required"
+        );
+        assert!(
+            err(r#"{"type":"activity","webinar_id":"w","kind":"dance"}"#)
+                .starts_with("kind: unknown activity kind \"dance\"")
+        );
+        assert_eq!(
+            err(
+                r#"{"type":"presence","webinar_id":"w","viewer_id":"u","action":"ping","ts":"now"}"#
+            ),
+            "ts: must be an integer number of milliseconds since the Unix epoch"
+        );
+        assert_eq!(
+            err(r#"{"type":"presence","webinar_id":"w","viewer_id":"u","action":"ping","ts":1.5}"#),
+            "ts: must be an integer number of milliseconds since the Unix epoch"
+        );
+        assert_eq!(
+            err(r#"{"type":"presence","webinar_id":"w","viewer_id":"u","action":"ping","ts":-1}"#),
+            "ts: must be a non-negative number of milliseconds since the Unix epoch"
+        );
+        assert_eq!(
+            err(r#"{"type":"presence","webinar_id":7,"viewer_id":"u","action":"ping"}"#),
+            "webinar_id: must be a string"
+        );
+        assert_eq!(
+            err(
+                r#"{"type":"visit","client_id":"c","campaign_id":"m","session_id":"s","utm":{"source":3}}"#
+            ),
+            "utm.source: must be a string"
+        );
+        assert_eq!(
+            err(r#"{"type":"visit","client_id":"c","campaign_id":"m","session_id":"s","utm":"x"}"#),
+            "utm: must be an object"
+        );
+        assert_eq!(err(r#"[1,2]"#), "event: must be a JSON object");
+        assert!(err(r#"{"type":"#).starts_with("event: is not valid JSON"));
+        assert_eq!(err(r#"{"type":"tick"}"#), "ts: is required");
+        assert_eq!(
+            err(r#"{"type":"conversion","client_id":"c","campaign_id":"m"}"#),
+            "entry_id: is required"
+        );
+        assert_eq!(err(r#"{"type":"pageview","path":""}"#), "path: is required");
+        assert_eq!(
+            err(r#"{"type":"pageview","path":"/","ip":"300.1.1.1"}"#),
+            "ip: must be an IPv4 or IPv6 address"
+        );
+        assert_eq!(
+            err(r#"{"type":"pageview","path":"/","status":70000}"#),
+            "status: must be an HTTP status code"
+        );
+        let id = "i".repeat(65);
+        assert_eq!(
+            err(&format!(r#"{{"type":"tick","ts":1,"id":"{id}"}}"#)),
+            "id: must be 1-64 characters of [A-Za-z0-9._:-]"
+        );
+    }
+
+    #[test]
+    fn size_limit_is_16_kib() {
+        let pad = "x".repeat(MAX_EVENT_BYTES);
+        let line = format!(r#"{{"type":"tick","ts":1,"pad":"{pad}"}}"#);
+        let e = decode(line.as_bytes()).unwrap_err();
+        assert!(e.too_large);
+        assert_eq!(e.field, "event");
+        let fits = format!(
+            r#"{{"type":"tick","ts":1,"pad":"{}"}}"#,
+            "x".repeat(MAX_EVENT_BYTES - 30)
+        );
+        assert_eq!(fits.len(), MAX_EVENT_BYTES);
+        assert!(decode(fits.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn utm_values_are_trimmed_and_bounded_in_characters() {
+        let line = r#"{"type":"conversion","client_id":"c","campaign_id":"m","entry_id":"e","utm":{"source":"  news ","medium":"   ","campaign":null}}"#;
+        let Event::Conversion(c) = decode(line.as_bytes()).unwrap() else {
+            panic!()
+        };
+        assert_eq!(c.utm.source.as_deref(), Some("news"));
+        assert_eq!(c.utm.medium, None);
+        assert_eq!(c.utm.campaign, None);
+        // 256 Hangul syllables are 768 bytes but 256 characters: accepted.
+        let ok = "가".repeat(256);
+        let line = format!(
+            r#"{{"type":"conversion","client_id":"c","campaign_id":"m","entry_id":"e","utm":{{"campaign":"{ok}"}}}}"#
+        );
+        assert!(decode(line.as_bytes()).is_ok());
+        let line = line.replace(&ok, &"가".repeat(257));
+        assert_eq!(
+            decode(line.as_bytes()).unwrap_err().to_string(),
+            "utm.campaign: must be at most 256 characters after trimming"
+        );
+    }
+
+    #[test]
+    fn ips_are_masked_on_decode() {
+        let mask = |ip: &str| {
+            let line = format!(r#"{{"type":"pageview","path":"/","ip":"{ip}"}}"#);
+            let Event::Pageview(p) = decode(line.as_bytes()).unwrap() else {
+                panic!()
+            };
+            p.ip.unwrap().into_owned()
+        };
+        assert_eq!(mask("203.0.113.7"), "203.0.113.0");
+        assert_eq!(
+            mask("2001:db8:85a3:8d3:1319:8a2e:370:7348"),
+            "2001:db8:85a3::"
+        );
+        assert_eq!(mask("::ffff:203.0.113.7"), "203.0.113.0");
+        let Event::Visit(v) = decode(
+            br#"{"type":"visit","client_id":"c","campaign_id":"m","session_id":"s","ip":"198.51.100.99"}"#,
+        )
+        .unwrap() else {
+            panic!()
+        };
+        assert!(!v.to_json_value().contains("198.51.100.99"));
+    }
+
+    impl Visit<'_> {
+        fn to_json_value(&self) -> String {
+            Event::Visit(self.clone()).to_json()
+        }
+    }
+
+    #[test]
+    fn round_trips_through_the_wire_format() {
+        let line = r#"{"type":"visit","id":"ev-1","client_id":"c-1","campaign_id":"cmp-9","session_id":"s-1","utm":{"source":"newsletter"},"path":"/a","ts":9}"#;
+        let event = decode(line.as_bytes()).unwrap();
+        assert_eq!(event.to_json(), line);
+        assert_eq!(decode(event.to_json().as_bytes()).unwrap(), event);
+        assert_eq!(event.id(), Some("ev-1"));
+    }
+
+    #[test]
+    fn batch_values_decode_like_bytes() {
+        let value: serde_json::Value = serde_json::from_str(
+            r#"{"type":"presence","webinar_id":"w","viewer_id":7,"action":"ping"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            decode_value(&value).unwrap_err().to_string(),
+            "viewer_id: must be a string"
+        );
+    }
+}

@@ -1,0 +1,409 @@
+//! `eventflow replay`: runs the engine over a JSON Lines log and writes the
+//! final presence buckets in the "Replay output" format of DESIGN §6,
+//! ordered by `webinar_id`, then `bucket_start`.
+//!
+//! Memory stays bounded however long the log: lines are read into one
+//! reused buffer (a line over the event size limit is skipped, not kept),
+//! the engine holds only live state, and output rows are sorted in memory up
+//! to a limit, beyond which sorted runs spill to temporary files and are
+//! merged at the end.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::fmt;
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, Write};
+use std::sync::Arc;
+
+use crate::engine::{Engine, EngineConfig, Output, PresenceBucket};
+use crate::event::{self, MAX_EVENT_BYTES};
+
+/// How many invalid lines the summary describes one by one.
+pub const INVALID_SHOWN: usize = 10;
+
+/// Output rows sorted in memory before spilling a run to disk
+/// (about 100 bytes each).
+pub const DEFAULT_SORT_BUFFER_ROWS: usize = 1 << 20;
+
+#[derive(Debug, Clone)]
+pub struct ReplayOptions {
+    pub engine: EngineConfig,
+    pub sort_buffer_rows: usize,
+}
+
+impl Default for ReplayOptions {
+    fn default() -> Self {
+        ReplayOptions {
+            engine: EngineConfig::default(),
+            sort_buffer_rows: DEFAULT_SORT_BUFFER_ROWS,
+        }
+    }
+}
+
+/// What a replay read and did, printed on stderr.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub read: u64,
+    pub applied: u64,
+    pub invalid: u64,
+    pub late: u64,
+    pub clamped: u64,
+    pub buckets: u64,
+    /// The first [`INVALID_SHOWN`] invalid lines: line number and reason.
+    pub first_invalid: Vec<(u64, String)>,
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "replay: {} records read, {} applied, {} invalid, {} late, {} clamped; {} buckets written",
+            self.read, self.applied, self.invalid, self.late, self.clamped, self.buckets
+        )?;
+        for (line, reason) in &self.first_invalid {
+            writeln!(f, "  line {line}: {reason}")?;
+        }
+        let more = self.invalid - self.first_invalid.len() as u64;
+        if more > 0 {
+            writeln!(f, "  ... and {more} more invalid lines")?;
+        }
+        Ok(())
+    }
+}
+
+/// Replays `input` and writes the final presence buckets to `output`.
+pub fn replay(
+    input: impl Read,
+    output: impl Write,
+    opts: &ReplayOptions,
+) -> anyhow::Result<Summary> {
+    let mut engine = Engine::new(opts.engine)?;
+    let mut sorter = Sorter::new(opts.sort_buffer_rows);
+    let mut summary = Summary::default();
+    let mut lines = Lines::new(BufReader::with_capacity(1 << 20, input));
+    let mut line_no = 0u64;
+    while let Some(line) = lines.next_line()? {
+        line_no += 1;
+        let bytes = match line {
+            Line::Text(bytes) => bytes,
+            Line::TooLong(len) => {
+                summary.read += 1;
+                summary.record_invalid(line_no, event::too_large(len).to_string());
+                continue;
+            }
+        };
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        summary.read += 1;
+        let result = event::decode(bytes)
+            .map_err(|e| e.to_string())
+            .and_then(|ev| engine.apply(&ev, None).map_err(|e| e.to_string()));
+        match result {
+            Ok(_) => summary.applied += 1,
+            Err(reason) => summary.record_invalid(line_no, reason),
+        }
+        for out in engine.drain() {
+            if let Output::Presence(bucket) = out {
+                sorter.push(bucket)?;
+            }
+        }
+    }
+    engine.finish();
+    for out in engine.drain() {
+        if let Output::Presence(bucket) = out {
+            sorter.push(bucket)?;
+        }
+    }
+    summary.late = engine.counters().late;
+    summary.clamped = engine.counters().clamped;
+    summary.buckets = sorter.finish(output)?;
+    Ok(summary)
+}
+
+impl Summary {
+    fn record_invalid(&mut self, line: u64, reason: String) {
+        if self.first_invalid.len() < INVALID_SHOWN {
+            self.first_invalid.push((line, reason));
+        }
+        self.invalid += 1;
+    }
+}
+
+enum Line<'a> {
+    Text(&'a [u8]),
+    /// A line over the size limit, skipped without being kept; its length.
+    TooLong(usize),
+}
+
+/// Newline-separated lines, each at most one event long in memory.
+struct Lines<R> {
+    reader: R,
+    buf: Vec<u8>,
+}
+
+impl<R: BufRead> Lines<R> {
+    fn new(reader: R) -> Self {
+        Lines {
+            reader,
+            buf: Vec::with_capacity(MAX_EVENT_BYTES + 2),
+        }
+    }
+
+    fn next_line(&mut self) -> io::Result<Option<Line<'_>>> {
+        self.buf.clear();
+        let mut len = 0usize;
+        let mut any = false;
+        loop {
+            let chunk = match self.reader.fill_buf() {
+                Ok(c) => c,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if chunk.is_empty() {
+                break;
+            }
+            any = true;
+            let (part, done) = match chunk.iter().position(|&b| b == b'\n') {
+                Some(i) => (&chunk[..i], Some(i + 1)),
+                None => (chunk, None),
+            };
+            len += part.len();
+            if self.buf.len() <= MAX_EVENT_BYTES + 1 {
+                let room = (MAX_EVENT_BYTES + 2).saturating_sub(self.buf.len());
+                self.buf.extend_from_slice(&part[..part.len().min(room)]);
+            }
+            let consumed = done.unwrap_or(chunk.len());
+            self.reader.consume(consumed);
+            if done.is_some() {
+                break;
+            }
+        }
+        if !any {
+            return Ok(None);
+        }
+        if self.buf.last() == Some(&b'\r') && len <= MAX_EVENT_BYTES + 1 {
+            self.buf.pop();
+            len -= 1;
+        }
+        if len > MAX_EVENT_BYTES {
+            return Ok(Some(Line::TooLong(len)));
+        }
+        Ok(Some(Line::Text(&self.buf)))
+    }
+}
+
+/// Orders output rows by (webinar, bucket start) in bounded memory.
+struct Sorter {
+    limit: usize,
+    rows: Vec<PresenceBucket>,
+    runs: Vec<std::fs::File>,
+}
+
+impl Sorter {
+    fn new(limit: usize) -> Self {
+        Sorter {
+            limit: limit.max(1),
+            rows: Vec::new(),
+            runs: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, row: PresenceBucket) -> io::Result<()> {
+        self.rows.push(row);
+        if self.rows.len() >= self.limit {
+            self.spill()?;
+        }
+        Ok(())
+    }
+
+    fn sort(&mut self) {
+        self.rows.sort_unstable_by(|a, b| {
+            (&a.webinar_id, a.stats.bucket_start).cmp(&(&b.webinar_id, b.stats.bucket_start))
+        });
+    }
+
+    fn spill(&mut self) -> io::Result<()> {
+        self.sort();
+        let mut file = BufWriter::new(tempfile::tempfile()?);
+        let mut line = String::new();
+        for row in self.rows.drain(..) {
+            line.clear();
+            row.write_json_line(&mut line);
+            file.write_all(line.as_bytes())?;
+        }
+        let mut file = file.into_inner().map_err(|e| e.into_error())?;
+        file.rewind()?;
+        self.runs.push(file);
+        Ok(())
+    }
+
+    /// Writes every row in order; returns how many.
+    fn finish(mut self, output: impl Write) -> io::Result<u64> {
+        let mut out = BufWriter::with_capacity(1 << 16, output);
+        let mut written = 0u64;
+        let mut line = String::new();
+        if self.runs.is_empty() {
+            self.sort();
+            for row in &self.rows {
+                line.clear();
+                row.write_json_line(&mut line);
+                out.write_all(line.as_bytes())?;
+                written += 1;
+            }
+        } else {
+            if !self.rows.is_empty() {
+                self.spill()?;
+            }
+            let mut readers: Vec<_> = self.runs.into_iter().map(BufReader::new).collect();
+            let mut heap = BinaryHeap::new();
+            for (i, r) in readers.iter_mut().enumerate() {
+                if let Some(head) = RunHead::read(r)? {
+                    heap.push(Reverse((head, i)));
+                }
+            }
+            while let Some(Reverse((head, i))) = heap.pop() {
+                out.write_all(head.line.as_bytes())?;
+                written += 1;
+                if let Some(next) = RunHead::read(&mut readers[i])? {
+                    heap.push(Reverse((next, i)));
+                }
+            }
+        }
+        out.flush()?;
+        Ok(written)
+    }
+}
+
+/// The next line of a sorted run, with its sort key.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct RunHead {
+    webinar_id: Arc<str>,
+    bucket_start: i64,
+    line: String,
+}
+
+impl RunHead {
+    fn read(r: &mut impl BufRead) -> io::Result<Option<RunHead>> {
+        #[derive(serde::Deserialize)]
+        struct Key<'a> {
+            webinar_id: &'a str,
+            bucket_start: i64,
+        }
+        let mut line = String::new();
+        if r.read_line(&mut line)? == 0 {
+            return Ok(None);
+        }
+        let key: Key<'_> = serde_json::from_str(&line).map_err(io::Error::other)?;
+        Ok(Some(RunHead {
+            webinar_id: key.webinar_id.into(),
+            bucket_start: key.bucket_start,
+            line,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(input: &str, opts: &ReplayOptions) -> (String, Summary) {
+        let mut out = Vec::new();
+        let summary = replay(input.as_bytes(), &mut out, opts).unwrap();
+        (String::from_utf8(out).unwrap(), summary)
+    }
+
+    fn small() -> ReplayOptions {
+        ReplayOptions {
+            engine: EngineConfig {
+                bucket_ms: 100,
+                ttl_ms: 150,
+                ..EngineConfig::default()
+            },
+            ..ReplayOptions::default()
+        }
+    }
+
+    fn ping(w: &str, v: &str, ts: i64) -> String {
+        format!(
+            r#"{{"type":"presence","webinar_id":"{w}","viewer_id":"{v}","action":"ping","ts":{ts}}}"#
+        )
+    }
+
+    #[test]
+    fn invalid_lines_are_counted_and_described_without_stopping() {
+        let input = [
+            ping("w", "a", 0),
+            "not json".into(),
+            String::new(),
+            r#"{"type":"presence","webinar_id":"w","viewer_id":"b","action":"ping"}"#.into(),
+            ping("w", "b", 10),
+        ]
+        .join("\n");
+        let (out, s) = run(&input, &small());
+        assert_eq!((s.read, s.applied, s.invalid), (4, 2, 2));
+        assert_eq!(s.first_invalid[0].0, 2);
+        assert!(s.first_invalid[0].1.starts_with("event: is not valid JSON"));
+        assert_eq!(
+            s.first_invalid[1],
+            (
+                4,
+                "ts: is required (stamp events on arrival before applying them)".into()
+            )
+        );
+        assert_eq!(out.lines().count(), 2);
+        assert!(s.to_string().contains("line 4: ts: is required"));
+    }
+
+    #[test]
+    fn a_huge_line_is_skipped_in_bounded_memory() {
+        let huge = format!(
+            r#"{{"type":"tick","ts":1,"pad":"{}"}}"#,
+            "x".repeat(5 * MAX_EVENT_BYTES)
+        );
+        let input = format!("{}\r\n{huge}\n{}", ping("w", "a", 0), ping("w", "a", 20));
+        let (_, s) = run(&input, &small());
+        assert_eq!((s.read, s.applied, s.invalid), (3, 2, 1));
+        assert!(
+            s.first_invalid[0].1.contains("at most 16384 bytes"),
+            "{:?}",
+            s.first_invalid
+        );
+    }
+
+    #[test]
+    fn output_is_ordered_by_webinar_then_bucket_even_when_spilled() {
+        let mut lines = Vec::new();
+        for t in (0..2_000).step_by(50) {
+            for w in ["w-c", "w-a", "w-b"] {
+                lines.push(ping(w, "v", t));
+            }
+        }
+        let input = lines.join("\n");
+        let (in_memory, s1) = run(&input, &small());
+        let (spilled, s2) = run(
+            &input,
+            &ReplayOptions {
+                sort_buffer_rows: 7,
+                ..small()
+            },
+        );
+        assert_eq!(in_memory, spilled);
+        assert_eq!(s1, s2);
+        let keys: Vec<(String, i64)> = in_memory
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                (
+                    v["webinar_id"].as_str().unwrap().to_owned(),
+                    v["bucket_start"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted);
+        // 0..2000 plus the last ping's 150 ms: buckets 0..=20 for each webinar.
+        assert_eq!(keys.len(), 3 * 21);
+        assert_eq!(s1.buckets, 63);
+    }
+}
