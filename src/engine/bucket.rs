@@ -111,7 +111,10 @@ mod tests {
         assert_eq!(avg_milli(2, 3), 667);
         // exactly half a thousandth rounds up
         assert_eq!(avg_milli(1, 2000), 1);
-        assert_eq!(avg_milli(u64::MAX / 2, 1), (u64::MAX / 2) * 1000);
+        assert_eq!(
+            avg_milli(u64::from(u32::MAX) * 86_400_000, 86_400_000),
+            u64::from(u32::MAX) * 1000
+        );
     }
 
     #[test]

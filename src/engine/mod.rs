@@ -319,3 +319,401 @@ impl Engine {
         (self.tick_clock != i64::MIN).then_some(self.tick_clock)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Presence, Tick};
+
+    const W: i64 = 100;
+    const TTL: i64 = 150;
+
+    fn engine() -> Engine {
+        Engine::new(EngineConfig {
+            bucket_ms: W,
+            ttl_ms: TTL,
+            late_ms: 10,
+            max_future_ms: 50,
+        })
+        .unwrap()
+    }
+
+    fn presence(
+        w: &'static str,
+        v: &'static str,
+        action: PresenceAction,
+        ts: i64,
+    ) -> Event<'static> {
+        Event::Presence(Presence {
+            id: None,
+            webinar_id: w.into(),
+            viewer_id: v.into(),
+            action,
+            ts: Some(ts),
+        })
+    }
+
+    fn ping(v: &'static str, ts: i64) -> Event<'static> {
+        presence("w", v, PresenceAction::Ping, ts)
+    }
+
+    fn leave(v: &'static str, ts: i64) -> Event<'static> {
+        presence("w", v, PresenceAction::Leave, ts)
+    }
+
+    fn tick(ts: i64) -> Event<'static> {
+        Event::Tick(Tick { ts })
+    }
+
+    /// Applies the events, finishes, and returns the presence buckets.
+    fn run(events: &[Event<'static>]) -> Vec<PresenceStats> {
+        let mut e = engine();
+        for ev in events {
+            e.apply(ev, None).unwrap();
+        }
+        e.finish();
+        presence_rows(&mut e)
+    }
+
+    fn presence_rows(e: &mut Engine) -> Vec<PresenceStats> {
+        e.drain()
+            .filter_map(|o| match o {
+                Output::Presence(p) => Some(p.stats),
+                Output::Activity(_) => None,
+            })
+            .collect()
+    }
+
+    fn row(
+        start: i64,
+        min: u32,
+        max: u32,
+        live_ms: u64,
+        unique: u32,
+        counts: [u32; 4],
+    ) -> PresenceStats {
+        PresenceStats {
+            bucket_start: start,
+            bucket_end: start + W,
+            min_concurrent: min,
+            max_concurrent: max,
+            live_ms,
+            unique_viewers: unique,
+            pings: counts[0],
+            joins: counts[1],
+            leaves: counts[2],
+            expiries: counts[3],
+        }
+    }
+
+    #[test]
+    fn one_ping_lives_for_ttl_across_buckets() {
+        // [10, 160): 90 ms in bucket 0, 60 ms in bucket 100.
+        assert_eq!(
+            run(&[ping("a", 10)]),
+            vec![
+                row(0, 0, 1, 90, 1, [1, 1, 0, 0]),
+                row(100, 0, 1, 60, 1, [0, 0, 0, 1])
+            ]
+        );
+    }
+
+    #[test]
+    fn a_ping_exactly_at_end_starts_a_new_interval() {
+        // [0, 150) expires at 150, the ping at 150 joins again: live never
+        // drops; [150, 300) expires at 300, in the bucket starting there.
+        let rows = run(&[ping("a", 0), ping("a", 150)]);
+        assert_eq!(
+            rows,
+            vec![
+                row(0, 1, 1, 100, 1, [1, 1, 0, 0]),
+                row(100, 1, 1, 100, 1, [1, 1, 0, 1]),
+                row(200, 1, 1, 100, 1, [0, 0, 0, 0]),
+                row(300, 0, 0, 0, 0, [0, 0, 0, 1]),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_ping_one_ms_before_end_extends() {
+        let rows = run(&[ping("a", 0), ping("a", 149)]);
+        assert_eq!(
+            rows,
+            vec![
+                row(0, 1, 1, 100, 1, [1, 1, 0, 0]),
+                row(100, 1, 1, 100, 1, [1, 0, 0, 0]),
+                row(200, 0, 1, 99, 1, [0, 0, 0, 1]),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_leave_in_the_same_ms_as_its_ping_is_an_empty_interval() {
+        let rows = run(&[ping("a", 30), leave("a", 30)]);
+        assert_eq!(rows, vec![row(0, 0, 0, 0, 0, [1, 1, 1, 0])]);
+    }
+
+    #[test]
+    fn a_leave_when_not_live_changes_nothing() {
+        assert_eq!(run(&[leave("a", 30)]), vec![]);
+        let rows = run(&[ping("a", 0), leave("a", 10), leave("a", 20)]);
+        assert_eq!(rows, vec![row(0, 0, 1, 10, 1, [1, 1, 1, 0])]);
+    }
+
+    #[test]
+    fn out_of_order_events_apply_at_the_clock_and_count_as_late() {
+        let mut e = engine();
+        e.apply(&ping("a", 50), None).unwrap();
+        let a = e.apply(&ping("b", 45), None).unwrap();
+        assert_eq!((a.ts, a.late), (50, false));
+        let a = e.apply(&ping("c", 20), None).unwrap();
+        assert_eq!((a.ts, a.late), (50, true));
+        assert_eq!(e.counters().late, 1);
+        assert_eq!(e.live("w").unwrap().live, 3);
+        e.finish();
+        let rows = presence_rows(&mut e);
+        assert_eq!(rows[0], row(0, 0, 3, 150, 3, [3, 3, 0, 0]));
+    }
+
+    #[test]
+    fn several_tabs_of_one_viewer_count_once() {
+        let rows = run(&[ping("a", 0), ping("a", 0), ping("a", 40), leave("a", 60)]);
+        assert_eq!(rows, vec![row(0, 0, 1, 60, 1, [3, 1, 1, 0])]);
+    }
+
+    #[test]
+    fn a_tick_expires_viewers_and_closes_buckets() {
+        let mut e = engine();
+        e.apply(&ping("a", 10), None).unwrap();
+        e.apply(&tick(99), None).unwrap();
+        assert!(presence_rows(&mut e).is_empty(), "bucket 0 is still open");
+        e.apply(&tick(100), None).unwrap();
+        assert_eq!(
+            presence_rows(&mut e),
+            vec![row(0, 0, 1, 90, 1, [1, 1, 0, 0])]
+        );
+        assert_eq!(e.live("w").unwrap().live, 1);
+        e.apply(&tick(500), None).unwrap();
+        assert_eq!(
+            presence_rows(&mut e),
+            vec![row(100, 0, 1, 60, 1, [0, 0, 0, 1])]
+        );
+        // Nothing is left but the clock: the webinar's state is dropped, and
+        // a late event for it is still applied at the tick's clock.
+        assert_eq!(e.webinar_count(), 0);
+        let a = e.apply(&ping("a", 20), None).unwrap();
+        assert_eq!((a.ts, a.late), (500, true));
+    }
+
+    #[test]
+    fn a_tick_crossing_several_buckets_emits_each_live_one() {
+        let mut e = engine();
+        e.apply(&ping("a", 0), None).unwrap();
+        e.apply(&ping("a", 140), None).unwrap();
+        e.apply(&tick(1_000), None).unwrap();
+        let rows = presence_rows(&mut e);
+        assert_eq!(
+            rows,
+            vec![
+                row(0, 1, 1, 100, 1, [1, 1, 0, 0]),
+                row(100, 1, 1, 100, 1, [1, 0, 0, 0]),
+                row(200, 0, 1, 90, 1, [0, 0, 0, 1]),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_leave_at_a_bucket_start_belongs_to_the_new_bucket_without_a_viewer() {
+        let rows = run(&[ping("a", 50), leave("a", 100)]);
+        assert_eq!(
+            rows,
+            vec![
+                row(0, 0, 1, 50, 1, [1, 1, 0, 0]),
+                row(100, 0, 0, 0, 0, [0, 0, 1, 0])
+            ]
+        );
+    }
+
+    #[test]
+    fn an_expiry_on_a_bucket_boundary_counts_in_the_later_bucket() {
+        // [50, 200): expires at 200, the start of bucket 200.
+        let rows = run(&[ping("a", 50)]);
+        assert_eq!(
+            rows,
+            vec![
+                row(0, 0, 1, 50, 1, [1, 1, 0, 0]),
+                row(100, 1, 1, 100, 1, [0, 0, 0, 0]),
+                row(200, 0, 0, 0, 0, [0, 0, 0, 1]),
+            ]
+        );
+    }
+
+    #[test]
+    fn unique_viewers_count_a_rejoining_viewer_once() {
+        // a: [0,10) leave, [20,30) leave, [40, 190) expires; b: [5, 155).
+        let rows = run(&[
+            ping("a", 0),
+            ping("b", 5),
+            leave("a", 10),
+            ping("a", 20),
+            leave("a", 30),
+            ping("a", 40),
+        ]);
+        assert_eq!(rows[0].unique_viewers, 2);
+        assert_eq!(rows[0].joins, 4);
+        assert_eq!(rows[0].leaves, 2);
+        // live: 0..5:1, 5..10:2, 10..20:1, 20..30:2, 30..40:1, 40..100:2
+        assert_eq!(rows[0].live_ms, 5 + 10 + 10 + 20 + 10 + 120);
+        assert_eq!((rows[0].min_concurrent, rows[0].max_concurrent), (1, 2));
+        assert_eq!(rows[1].unique_viewers, 2);
+    }
+
+    #[test]
+    fn a_rejoin_after_an_empty_interval_is_still_one_viewer() {
+        let rows = run(&[
+            ping("a", 10),
+            leave("a", 20),
+            ping("a", 30),
+            leave("a", 30),
+            ping("a", 40),
+            leave("a", 50),
+        ]);
+        assert_eq!(rows, vec![row(0, 0, 1, 20, 1, [3, 3, 3, 0])]);
+    }
+
+    #[test]
+    fn empty_buckets_between_sessions_are_not_emitted() {
+        let rows = run(&[ping("a", 0), ping("a", 1_000)]);
+        let starts: Vec<i64> = rows.iter().map(|r| r.bucket_start).collect();
+        assert_eq!(starts, vec![0, 100, 1_000, 1_100]);
+    }
+
+    #[test]
+    fn webinars_keep_their_own_clocks() {
+        let mut e = engine();
+        e.apply(&presence("w1", "a", PresenceAction::Ping, 1_000), None)
+            .unwrap();
+        let a = e
+            .apply(&presence("w2", "a", PresenceAction::Ping, 10), None)
+            .unwrap();
+        assert_eq!((a.ts, a.late), (10, false));
+        assert_eq!(e.live("w1").unwrap().ts, 1_000);
+        assert_eq!(e.live("w2").unwrap().ts, 10);
+    }
+
+    #[test]
+    fn future_events_are_clamped_to_their_arrival() {
+        let mut e = engine();
+        let a = e.apply(&ping("a", 1_000), Some(960)).unwrap();
+        assert_eq!(
+            (a.ts, a.clamped),
+            (1_000, false),
+            "40 ms ahead is within max_future_ms"
+        );
+        let a = e.apply(&ping("b", 2_000), Some(1_000)).unwrap();
+        assert_eq!((a.ts, a.clamped), (1_000, true));
+        assert_eq!(e.counters().clamped, 1);
+    }
+
+    #[test]
+    fn missing_ts_is_refused() {
+        let mut e = engine();
+        let ev = Event::Presence(Presence {
+            id: None,
+            webinar_id: "w".into(),
+            viewer_id: "a".into(),
+            action: PresenceAction::Ping,
+            ts: None,
+        });
+        assert_eq!(e.apply(&ev, None), Err(MissingTs));
+        assert_eq!(e.counters().applied_total(), 0);
+    }
+
+    #[test]
+    fn live_snapshot_shows_the_open_bucket_so_far() {
+        let mut e = engine();
+        e.apply(&ping("a", 10), None).unwrap();
+        e.apply(&ping("b", 30), None).unwrap();
+        e.apply(&tick(50), None).unwrap();
+        let s = e.live("w").unwrap();
+        assert_eq!((s.live, s.ts), (2, 50));
+        assert_eq!(s.open_bucket.live_ms, 20 + 2 * 20);
+        assert_eq!(
+            (s.open_bucket.min_concurrent, s.open_bucket.max_concurrent),
+            (0, 2)
+        );
+        assert_eq!(s.open_bucket.unique_viewers, 2);
+        assert_eq!(s.open_bucket.joins, 2);
+    }
+
+    #[test]
+    fn activity_is_counted_per_bucket_and_kind() {
+        use crate::event::{Activity, ActivityKind};
+        let act = |kind, ts| {
+            Event::Activity(Activity {
+                id: None,
+                webinar_id: "w".into(),
+                viewer_id: None,
+                kind,
+                ts: Some(ts),
+            })
+        };
+        let mut e = engine();
+        e.apply(&act(ActivityKind::Chat, 5), None).unwrap();
+        e.apply(&act(ActivityKind::Chat, 6), None).unwrap();
+        e.apply(&act(ActivityKind::Cta, 150), None).unwrap();
+        e.finish();
+        let rows: Vec<ActivityBucket> = e
+            .drain()
+            .filter_map(|o| match o {
+                Output::Activity(a) => Some(a),
+                Output::Presence(_) => None,
+            })
+            .collect();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(
+            (
+                rows[0].bucket_start,
+                rows[0].counts[ActivityKind::Chat.index()]
+            ),
+            (0, 2)
+        );
+        assert_eq!(
+            (
+                rows[1].bucket_start,
+                rows[1].counts[ActivityKind::Cta.index()]
+            ),
+            (100, 1)
+        );
+        assert_eq!(e.counters().applied(EventType::Activity), 3);
+    }
+
+    #[test]
+    fn configuration_is_validated() {
+        let bad = EngineConfig {
+            bucket_ms: 0,
+            ..EngineConfig::default()
+        };
+        assert_eq!(Engine::new(bad).err().unwrap().key, "window.bucket_ms");
+        let bad = EngineConfig {
+            ttl_ms: -1,
+            ..EngineConfig::default()
+        };
+        assert_eq!(Engine::new(bad).err().unwrap().key, "presence.ttl_ms");
+    }
+
+    #[test]
+    fn memory_is_released_when_viewers_and_buckets_close() {
+        let mut e = engine();
+        for round in 0..50 {
+            let base = round * 1_000;
+            e.apply(&ping("a", base), None).unwrap();
+            e.apply(&ping("b", base), None).unwrap();
+            e.apply(&leave("a", base + 10), None).unwrap();
+        }
+        e.apply(&tick(100_000), None).unwrap();
+        assert_eq!(e.live_total(), 0);
+        assert_eq!(e.webinar_count(), 0);
+        assert!(e.slab.capacity_bytes() <= 4 * 40, "viewer slots are reused");
+    }
+}

@@ -258,6 +258,8 @@ pub struct Webinar {
 impl Webinar {
     /// A webinar first seen at time `t`.
     pub fn new(id: Arc<str>, t: i64, p: &Params) -> Self {
+        let mut open = Open::new(p.bucket_of(t));
+        open.integrate(0, t);
         Webinar {
             id,
             clock: t,
@@ -265,7 +267,7 @@ impl Webinar {
             live_list: List::EMPTY,
             dead_list: List::EMPTY,
             live: 0,
-            open: Open::new(p.bucket_of(t)),
+            open,
         }
     }
 
