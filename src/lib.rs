@@ -8,12 +8,35 @@
 //! - [`engine`] — the synchronous core: clocks (DESIGN §2), presence and
 //!   engagement per webinar (DESIGN §3), final buckets out. No I/O, no clock
 //!   of its own.
-//!   - [`engine::presence`] — one webinar's viewer intervals and open bucket.
+//!   - [`engine::presence`] — one webinar's viewer intervals and open windows.
 //!   - [`engine::bucket`] — the emitted statistics and their replay format.
 //! - [`replay`] — `eventflow replay`: a log file in, final buckets out, in
 //!   bounded memory.
+//! - The service, around the engine:
+//!   - [`config`] — layered settings (DESIGN §10).
+//!   - [`eventlog`] — the local event log with group commit: the source of
+//!     truth in embedded mode.
+//!   - [`pipeline`] — the engine thread following the log; the store writer;
+//!     checkpoints.
+//!   - [`store`] — final buckets in SQLite or Postgres (one schema,
+//!     `migrations/`).
+//!   - [`live`] — the hub fanning live counts out to readers.
+//!   - [`http`] — ingest, reads, WebSockets, health, metrics, dashboard.
+//!   - [`auth`] — signed read tokens; [`metrics`] — Prometheus metrics.
+//!   - [`app`] — wiring and orderly shutdown; [`demo`] — a simulated audience.
 //! - `main.rs` — the command line; nothing but argument parsing and wiring.
 
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod demo;
 pub mod engine;
 pub mod event;
+pub mod eventlog;
+pub mod http;
+pub mod live;
+pub mod metrics;
+pub mod pipeline;
 pub mod replay;
+pub mod store;
+pub mod util;

@@ -5,42 +5,89 @@ use std::io::{self, Read};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use eventflow::app::Application;
+use eventflow::auth::{Scope, Signer, parse_ttl};
+use eventflow::config::Settings;
 use eventflow::engine::EngineConfig;
 use eventflow::replay::{self, ReplayOptions};
+use eventflow::store::Store;
 
 /// EventFlow: exact real-time statistics for webinars and campaigns.
+///
+/// Without a command, runs the service (`serve`). Configuration comes from
+/// config/default.toml (built in), then --config FILE, then environment
+/// variables EVENTFLOW__<SECTION>__<KEY> (e.g. EVENTFLOW__HTTP__ADDR=0.0.0.0:8080).
 #[derive(Parser)]
-#[command(version, about)]
+#[command(version, about, long_about)]
 struct Cli {
+    /// A TOML file overriding the built-in defaults.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the service: HTTP ingest, the event log, the engine, the store,
+    /// live WebSockets and the dashboard (the default).
+    Serve,
+    /// Run the service with a simulated audience on three webinars.
+    Demo,
     /// Print the final presence buckets of a JSON Lines event log.
     ///
     /// Output: one JSON object per final bucket, ordered by webinar_id, then
     /// bucket_start (DESIGN §6 "Replay output"). A summary of what was read
     /// goes to stderr; invalid lines are counted and described, never fatal
     /// unless --strict.
-    Replay {
-        /// The log to read; `-` or nothing reads standard input.
-        file: Option<PathBuf>,
-        /// Viewer liveness after a ping, in milliseconds.
-        #[arg(long, default_value_t = EngineConfig::default().ttl_ms)]
-        ttl_ms: i64,
-        /// Bucket length, in milliseconds.
-        #[arg(long, default_value_t = EngineConfig::default().bucket_ms)]
-        bucket_ms: i64,
-        /// How far behind its clock an event may be before it counts as late.
-        #[arg(long, default_value_t = EngineConfig::default().late_ms)]
-        late_ms: i64,
-        /// Exit with status 1 if any line is invalid.
-        #[arg(long)]
-        strict: bool,
-    },
+    Replay(ReplayArgs),
+    /// Apply the store's migrations and exit.
+    Migrate,
+    /// Mint a read token signed with auth.secret.
+    Token(TokenArgs),
+}
+
+#[derive(Args)]
+struct ReplayArgs {
+    /// The log to read; `-` or nothing reads standard input.
+    file: Option<PathBuf>,
+    /// Viewer liveness after a ping, in milliseconds.
+    #[arg(long, default_value_t = EngineConfig::default().ttl_ms)]
+    ttl_ms: i64,
+    /// Bucket length, in milliseconds.
+    #[arg(long, default_value_t = EngineConfig::default().bucket_ms)]
+    bucket_ms: i64,
+    /// How far behind its clock an event may be before it counts as late.
+    #[arg(long, default_value_t = EngineConfig::default().late_ms)]
+    late_ms: i64,
+    /// Exit with status 1 if any line is invalid.
+    #[arg(long)]
+    strict: bool,
+}
+
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+struct TokenScope {
+    /// A token reading one client's data.
+    #[arg(long, value_name = "CLIENT_ID")]
+    client: Option<String>,
+    /// A token reading one webinar's data.
+    #[arg(long, value_name = "WEBINAR_ID")]
+    webinar: Option<String>,
+    /// A token reading everything and posting batches.
+    #[arg(long)]
+    admin: bool,
+}
+
+#[derive(Args)]
+struct TokenArgs {
+    #[command(flatten)]
+    scope: TokenScope,
+    /// How long the token is valid: 90s, 30m, 1h, 7d.
+    #[arg(long, default_value = "1h")]
+    ttl: String,
 }
 
 fn main() -> ExitCode {
@@ -55,37 +102,112 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    match cli.command {
-        Command::Replay {
-            file,
-            ttl_ms,
-            bucket_ms,
-            late_ms,
-            strict,
-        } => {
-            let input: Box<dyn Read> = match file {
-                None => Box::new(io::stdin().lock()),
-                Some(p) if p.as_os_str() == "-" => Box::new(io::stdin().lock()),
-                Some(p) => {
-                    Box::new(File::open(&p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?)
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Replay(args) => replay_command(args),
+        Command::Token(args) => {
+            let settings = Settings::load(cli.config.as_deref())?;
+            let secret = settings
+                .auth
+                .secret
+                .context("auth.secret is not set: tokens signed now would not verify against a running service")?;
+            let ttl = parse_ttl(&args.ttl).map_err(|e| anyhow::anyhow!("--ttl: {e}"))?;
+            let scope = match (args.scope.client, args.scope.webinar) {
+                (Some(c), _) => Scope::Client(c),
+                (_, Some(w)) => Scope::Webinar(w),
+                _ => Scope::Admin,
+            };
+            let now = jiff::Timestamp::now().as_millisecond();
+            println!("{}", Signer::new(secret.as_bytes()).mint(scope, now + ttl));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate => {
+            let settings = Settings::load(cli.config.as_deref())?;
+            runtime()?.block_on(async {
+                let store = match &settings.postgres.url {
+                    Some(url) => Store::connect(url).await?,
+                    None => Store::embedded(&settings.data.dir).await?,
+                };
+                store.migrate().await?;
+                eprintln!("migrations applied");
+                anyhow::Ok(ExitCode::SUCCESS)
+            })
+        }
+        command @ (Command::Serve | Command::Demo) => {
+            init_tracing();
+            let settings = Settings::load(cli.config.as_deref())?;
+            let demo = matches!(command, Command::Demo);
+            runtime()?.block_on(async move {
+                let app = Application::build(settings).await?;
+                app.announce();
+                if demo {
+                    tokio::spawn(eventflow::demo::audience(app.state().clone()));
+                    tracing::info!("demo: a simulated audience is joining w-keynote, w-workshop and w-office-hours");
                 }
-            };
-            let opts = ReplayOptions {
-                engine: EngineConfig {
-                    ttl_ms,
-                    bucket_ms,
-                    late_ms,
-                    ..EngineConfig::default()
-                },
-                ..ReplayOptions::default()
-            };
-            let summary = replay::replay(input, io::stdout().lock(), &opts)?;
-            eprint!("{summary}");
-            Ok(if strict && summary.invalid > 0 {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
+                app.run_until_stopped(shutdown_signal()).await?;
+                anyhow::Ok(ExitCode::SUCCESS)
             })
         }
     }
+}
+
+fn replay_command(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    let input: Box<dyn Read> = match args.file {
+        None => Box::new(io::stdin().lock()),
+        Some(p) if p.as_os_str() == "-" => Box::new(io::stdin().lock()),
+        Some(p) => Box::new(File::open(&p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?),
+    };
+    let opts = ReplayOptions {
+        engine: EngineConfig {
+            ttl_ms: args.ttl_ms,
+            bucket_ms: args.bucket_ms,
+            late_ms: args.late_ms,
+            ..EngineConfig::default()
+        },
+        ..ReplayOptions::default()
+    };
+    let summary = replay::replay(input, io::stdout().lock(), &opts)?;
+    eprint!("{summary}");
+    Ok(if args.strict && summary.invalid > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(io::stderr)
+        .init();
+}
+
+/// SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down");
 }

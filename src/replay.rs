@@ -76,7 +76,7 @@ pub fn replay(
     output: impl Write,
     opts: &ReplayOptions,
 ) -> anyhow::Result<Summary> {
-    let mut engine = Engine::new(opts.engine)?;
+    let mut engine = Engine::new(opts.engine.clone())?;
     let mut sorter = Sorter::new(opts.sort_buffer_rows);
     let mut summary = Summary::default();
     let mut lines = Lines::new(BufReader::with_capacity(1 << 20, input));

@@ -85,11 +85,42 @@ pub struct ActivityBucket {
     pub counts: [u32; ActivityKind::ALL.len()],
 }
 
-/// What the engine emits as buckets become final.
+/// The coarser periods distinct viewers are counted over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Period {
+    /// A UTC hour.
+    Hour,
+    /// A calendar day in `stats.timezone`.
+    Day,
+}
+
+impl Period {
+    /// The name used in the store and the API's `interval`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Period::Hour => "1h",
+            Period::Day => "1d",
+        }
+    }
+}
+
+/// Distinct viewers of a webinar over a final hour or day (distinct viewers
+/// do not add up across buckets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollupBucket {
+    pub webinar_id: Arc<str>,
+    pub period: Period,
+    pub start: i64,
+    pub end: i64,
+    pub unique_viewers: u32,
+}
+
+/// What the engine emits as buckets and periods become final.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
     Presence(PresenceBucket),
     Activity(ActivityBucket),
+    Rollup(RollupBucket),
 }
 
 fn write_json_str(out: &mut String, s: &str) {

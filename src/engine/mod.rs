@@ -13,19 +13,24 @@ pub mod presence;
 use std::sync::Arc;
 
 use hashbrown::HashMap;
+use jiff::tz::TimeZone;
+use serde::{Deserialize, Serialize};
 
 use crate::event::{Event, EventType, PresenceAction};
-pub use bucket::{ActivityBucket, Output, PresenceBucket, PresenceStats};
-pub use presence::LiveSnapshot;
-use presence::{Params, Slab, ViewerKey, Webinar};
+pub use bucket::{ActivityBucket, Output, Period, PresenceBucket, PresenceStats, RollupBucket};
+pub use presence::{LiveSnapshot, OpenPeriod};
+use presence::{Params, Slab, ViewerKey, Webinar, WebinarState};
 
-/// The engine's settings (DESIGN §10 `window.*`, `presence.ttl_ms`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The engine's settings (DESIGN §10 `window.*`, `presence.ttl_ms`,
+/// `stats.timezone`).
+#[derive(Debug, Clone, PartialEq)]
 pub struct EngineConfig {
     pub bucket_ms: i64,
     pub ttl_ms: i64,
     pub late_ms: i64,
     pub max_future_ms: i64,
+    /// Calendar of the daily distinct-viewer rollups.
+    pub timezone: TimeZone,
 }
 
 impl Default for EngineConfig {
@@ -35,6 +40,7 @@ impl Default for EngineConfig {
             ttl_ms: 150_000,
             late_ms: 1_000,
             max_future_ms: 5_000,
+            timezone: TimeZone::UTC,
         }
     }
 }
@@ -81,7 +87,21 @@ impl EngineConfig {
         Params {
             bucket_ms: self.bucket_ms,
             ttl_ms: self.ttl_ms,
+            hour_ms: 3_600_000,
+            timezone: self.timezone.clone(),
         }
+    }
+
+    /// What a checkpoint must have been made under to be resumed.
+    fn fingerprint(&self) -> String {
+        format!(
+            "bucket_ms={} ttl_ms={} late_ms={} max_future_ms={} timezone={}",
+            self.bucket_ms,
+            self.ttl_ms,
+            self.late_ms,
+            self.max_future_ms,
+            self.timezone.iana_name().unwrap_or("fixed")
+        )
     }
 }
 
@@ -102,7 +122,7 @@ pub struct Applied {
 }
 
 /// Running totals of what the engine applied.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counters {
     /// Records applied, by [`EventType`] in the order of `EventType::ALL`.
     pub applied: [u64; EventType::ALL.len()],
@@ -134,6 +154,27 @@ pub struct Engine {
     campaign_clocks: HashMap<Box<str>, i64>,
     counters: Counters,
     out: Vec<Output>,
+    /// Webinars changed since [`Engine::take_changed`] last ran.
+    changed: Vec<Arc<str>>,
+}
+
+/// A checkpoint that cannot be resumed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RestoreError {
+    #[error("the checkpoint is unreadable: {0}")]
+    Unreadable(String),
+    #[error("the checkpoint was made with {saved}, the engine now runs with {now}")]
+    Settings { saved: String, now: String },
+}
+
+/// Everything the engine holds, as a checkpoint stores it.
+#[derive(Serialize, Deserialize)]
+struct EngineState {
+    settings: String,
+    tick_clock: i64,
+    webinars: Vec<WebinarState>,
+    campaign_clocks: Vec<(String, i64)>,
+    counters: Counters,
 }
 
 impl Engine {
@@ -141,8 +182,8 @@ impl Engine {
     pub fn new(config: EngineConfig) -> Result<Self, ConfigError> {
         config.validate()?;
         Ok(Engine {
-            config,
             params: config.params(),
+            config,
             tick_clock: i64::MIN,
             webinar_index: HashMap::new(),
             webinars: Vec::new(),
@@ -150,7 +191,85 @@ impl Engine {
             campaign_clocks: HashMap::new(),
             counters: Counters::default(),
             out: Vec::new(),
+            changed: Vec::new(),
         })
+    }
+
+    /// The whole state, for a checkpoint.
+    pub fn save(&self) -> Vec<u8> {
+        let state = EngineState {
+            settings: self.config.fingerprint(),
+            tick_clock: self.tick_clock,
+            webinars: self.webinars.iter().map(|w| w.save(&self.slab)).collect(),
+            campaign_clocks: self
+                .campaign_clocks
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+            counters: self.counters.clone(),
+        };
+        postcard::to_stdvec(&state).expect("engine state serializes")
+    }
+
+    /// An engine resumed from [`Engine::save`]'s bytes, under the same settings.
+    pub fn restore(config: EngineConfig, bytes: &[u8]) -> Result<Engine, anyhow::Error> {
+        let state: EngineState =
+            postcard::from_bytes(bytes).map_err(|e| RestoreError::Unreadable(e.to_string()))?;
+        if state.settings != config.fingerprint() {
+            return Err(RestoreError::Settings {
+                saved: state.settings,
+                now: config.fingerprint(),
+            }
+            .into());
+        }
+        let mut engine = Engine::new(config)?;
+        engine.tick_clock = state.tick_clock;
+        engine.counters = state.counters;
+        engine.campaign_clocks = state
+            .campaign_clocks
+            .into_iter()
+            .map(|(k, v)| (k.into_boxed_str(), v))
+            .collect();
+        for w in state.webinars {
+            let webinar = Webinar::restore(w, &mut engine.slab);
+            engine
+                .webinar_index
+                .insert(webinar.id.clone(), engine.webinars.len() as u32);
+            engine.changed.push(webinar.id.clone());
+            engine.webinars.push(webinar);
+        }
+        Ok(engine)
+    }
+
+    /// Calls `f` for each webinar changed since the last call: with its
+    /// snapshot, or `None` when the engine dropped its state (nobody live,
+    /// nothing open).
+    pub fn take_changed(&mut self, mut f: impl FnMut(&Arc<str>, Option<&LiveSnapshot>)) {
+        for id in std::mem::take(&mut self.changed) {
+            match self.webinar_index.get(&*id) {
+                Some(&w) => {
+                    let webinar = &mut self.webinars[w as usize];
+                    if webinar.dirty {
+                        webinar.dirty = false;
+                        f(&id, Some(&webinar.snapshot(&self.params)));
+                    }
+                }
+                None => f(&id, None),
+            }
+        }
+    }
+
+    fn mark(&mut self, w: usize) {
+        let webinar = &mut self.webinars[w];
+        if !webinar.dirty {
+            webinar.dirty = true;
+            self.changed.push(webinar.id.clone());
+        }
+    }
+
+    /// Bytes held by viewer records (the dominant part of the engine's memory).
+    pub fn viewer_bytes(&self) -> usize {
+        self.slab.capacity_bytes()
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -226,6 +345,7 @@ impl Engine {
                 let w = w as usize;
                 let applied = self.effective(self.webinars[w].clock, ts);
                 self.webinars[w].advance(applied.ts, &self.params, &mut self.slab, &mut self.out);
+                self.mark(w);
                 (w, applied)
             }
             None => {
@@ -263,13 +383,17 @@ impl Engine {
         self.tick_clock = ts;
         let mut w = 0;
         while w < self.webinars.len() {
-            let webinar = &mut self.webinars[w];
-            if webinar.clock < ts {
-                webinar.advance(ts, &self.params, &mut self.slab, &mut self.out);
+            if self.webinars[w].clock < ts {
+                self.webinars[w].advance(ts, &self.params, &mut self.slab, &mut self.out);
+                self.mark(w);
             }
+            let webinar = &self.webinars[w];
             if webinar.is_idle() && webinar.clock == ts {
                 let gone = self.webinars.swap_remove(w);
                 self.webinar_index.remove(&*gone.id);
+                if !gone.dirty {
+                    self.changed.push(gone.id.clone());
+                }
                 if let Some(moved) = self.webinars.get(w) {
                     *self
                         .webinar_index
@@ -285,8 +409,9 @@ impl Engine {
 
     /// Runs every interval to its end and closes every bucket (end of input).
     pub fn finish(&mut self) {
-        for webinar in &mut self.webinars {
-            webinar.finish(&self.params, &mut self.slab, &mut self.out);
+        for w in 0..self.webinars.len() {
+            self.webinars[w].finish(&self.params, &mut self.slab, &mut self.out);
+            self.mark(w);
         }
     }
 
@@ -327,6 +452,7 @@ mod tests {
 
     const W: i64 = 100;
     const TTL: i64 = 150;
+    const DAY: i64 = 86_400_000;
 
     fn engine() -> Engine {
         Engine::new(EngineConfig {
@@ -334,6 +460,7 @@ mod tests {
             ttl_ms: TTL,
             late_ms: 10,
             max_future_ms: 50,
+            ..EngineConfig::default()
         })
         .unwrap()
     }
@@ -379,7 +506,7 @@ mod tests {
         e.drain()
             .filter_map(|o| match o {
                 Output::Presence(p) => Some(p.stats),
-                Output::Activity(_) => None,
+                _ => None,
             })
             .collect()
     }
@@ -498,11 +625,14 @@ mod tests {
             presence_rows(&mut e),
             vec![row(100, 0, 1, 60, 1, [0, 0, 0, 1])]
         );
+        // The open hour and day still count the viewer.
+        assert_eq!(e.webinar_count(), 1);
+        e.apply(&tick(DAY), None).unwrap();
         // Nothing is left but the clock: the webinar's state is dropped, and
         // a late event for it is still applied at the tick's clock.
         assert_eq!(e.webinar_count(), 0);
         let a = e.apply(&ping("a", 20), None).unwrap();
-        assert_eq!((a.ts, a.late), (500, true));
+        assert_eq!((a.ts, a.late), (DAY, true));
     }
 
     #[test]
@@ -667,7 +797,7 @@ mod tests {
             .drain()
             .filter_map(|o| match o {
                 Output::Activity(a) => Some(a),
-                Output::Presence(_) => None,
+                _ => None,
             })
             .collect();
         assert_eq!(rows.len(), 2);
@@ -713,6 +843,7 @@ mod tests {
         }
         e.apply(&tick(100_000), None).unwrap();
         assert_eq!(e.live_total(), 0);
+        e.apply(&tick(DAY + 100_000), None).unwrap();
         assert_eq!(e.webinar_count(), 0);
         assert!(e.slab.capacity_bytes() <= 4 * 40, "viewer slots are reused");
     }

@@ -1,6 +1,6 @@
 //! Presence of one webinar (DESIGN §3): viewer intervals, joins, leaves and
-//! expiries, and the open bucket's exact min, max, time-weighted sum and
-//! unique viewers.
+//! expiries; the open bucket's exact min, max and time-weighted sum; and
+//! distinct viewers per bucket, per hour and per calendar day.
 //!
 //! # How it stays exact in O(1) per record
 //!
@@ -10,27 +10,36 @@
 //! * live(k) is constant between consecutive change times, so the open bucket
 //!   integrates `live × Δt` and observes min and max only when time moves
 //!   forward — several changes in one millisecond count as one value.
-//! * Unique viewers of the open bucket `b`: a viewer is counted when an
-//!   interval of theirs that overlaps `b` closes (`seen` remembers the bucket
-//!   it was counted in), and every viewer still live when `b` closes overlaps
-//!   it. A viewer who closed an interval in `b` and joined again is live *and*
-//!   already counted; `rejoined_seen` counts those, so
-//!   `unique = closed_unique + live - rejoined_seen` with no per-bucket scan.
-//! * Closed viewers stay in a dead list until their bucket closes (a rejoin
-//!   in the same bucket must find its `seen`), then their slots are freed:
-//!   memory follows live viewers and the open bucket, never history.
+//! * Distinct viewers of an open window `w` (a bucket, an hour, a day): a
+//!   viewer is counted when an interval of theirs that overlaps `w` closes
+//!   (`seen` remembers the window it was counted in), and every viewer still
+//!   live when `w` closes overlaps it. A viewer who closed an interval in `w`
+//!   and joined again is live *and* already counted; `rejoined` counts those,
+//!   so `distinct = closed + live - rejoined`, with no scan of the viewers.
+//! * Closed viewers stay in a dead list while an open window counts them (a
+//!   rejoin in that window must find its `seen`), then their slots are
+//!   freed: memory follows live viewers and open windows — the viewers of
+//!   the open day, whom an exact daily distinct count must remember — never
+//!   history.
 //!
-//! Viewer ids are kept as 96-bit fingerprints (XXH3-128): two of a million
-//! live viewers of one webinar share one with probability below 10⁻¹⁷.
+//! Viewer ids are kept as 95-bit fingerprints (XXH3-128): two of a million
+//! live viewers of one webinar share one with probability below 10⁻¹⁶. A
+//! viewer record is 40 bytes.
 
 use std::sync::Arc;
 
 use hashbrown::HashTable;
+use jiff::tz::TimeZone;
+use serde::{Deserialize, Serialize};
 
-use super::bucket::{ActivityBucket, Output, PresenceBucket, PresenceStats};
+use super::bucket::{ActivityBucket, Output, Period, PresenceBucket, PresenceStats, RollupBucket};
 use crate::event::ActivityKind;
 
 const NIL: u32 = u32::MAX;
+const KEY_MASK: u32 = 0x7fff_ffff;
+/// Set in `key_lo` once a ping moved the interval's end: its start is then
+/// no longer `end - ttl`.
+const EXTENDED: u32 = 0x8000_0000;
 
 /// A viewer id's fingerprint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,16 +53,24 @@ impl ViewerKey {
         let h = xxhash_rust::xxh3::xxh3_128(viewer_id.as_bytes());
         ViewerKey {
             hi: (h >> 64) as u64,
-            lo: h as u32,
+            lo: h as u32 & KEY_MASK,
         }
     }
 }
 
-/// Bucket length and viewer time-to-live, in milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The windows distinct viewers are counted over.
+pub const LEVELS: usize = 3;
+const BUCKET: usize = 0;
+const HOUR: usize = 1;
+const DAY: usize = 2;
+
+/// Bucket length, viewer time-to-live and calendar of the rollups.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Params {
     pub bucket_ms: i64,
     pub ttl_ms: i64,
+    pub hour_ms: i64,
+    pub timezone: TimeZone,
 }
 
 impl Params {
@@ -61,25 +78,87 @@ impl Params {
         t - t.rem_euclid(self.bucket_ms)
     }
 
-    /// The bucket's ordinal, wrapping: only ever compared for equality with
-    /// the open bucket's, so it must merely differ between buckets a live
-    /// viewer spans (2³² buckets).
-    fn ordinal(&self, bucket_start: i64) -> u32 {
-        bucket_start.div_euclid(self.bucket_ms) as u32
+    /// The window of `level` containing `t`.
+    fn window(&self, level: usize, t: i64) -> (i64, i64) {
+        match level {
+            BUCKET => {
+                let b = self.bucket_of(t);
+                (b, b + self.bucket_ms)
+            }
+            HOUR => {
+                let h = t - t.rem_euclid(self.hour_ms);
+                (h, h + self.hour_ms)
+            }
+            _ => day_of(&self.timezone, t),
+        }
+    }
+
+    /// The window's ordinal, wrapping: only compared for equality with the
+    /// open window's, so it must merely differ between windows one live
+    /// interval spans (2³² of them).
+    fn ordinal(&self, level: usize, start: i64) -> u32 {
+        let unit = match level {
+            BUCKET => self.bucket_ms,
+            HOUR => self.hour_ms,
+            _ => 1_000,
+        };
+        start.div_euclid(unit) as u32
+    }
+}
+
+/// The calendar day of `tz` containing `t`, as `[start, end)` in ms.
+pub fn day_of(tz: &TimeZone, t: i64) -> (i64, i64) {
+    let fallback = (
+        t - t.rem_euclid(86_400_000),
+        t - t.rem_euclid(86_400_000) + 86_400_000,
+    );
+    let Ok(ts) = jiff::Timestamp::from_millisecond(t) else {
+        return fallback;
+    };
+    let date = ts.to_zoned(tz.clone()).date();
+    let start = date
+        .to_zoned(tz.clone())
+        .map(|z| z.timestamp().as_millisecond());
+    let end = date
+        .tomorrow()
+        .and_then(|d| d.to_zoned(tz.clone()))
+        .map(|z| z.timestamp().as_millisecond());
+    match (start, end) {
+        (Ok(s), Ok(e)) if s <= t && t < e => (s, e),
+        _ => fallback,
     }
 }
 
 /// One viewer's current interval, or their last one while its bucket is open.
+#[derive(Clone)]
 pub struct Viewer {
     key_hi: u64,
+    /// The low 31 bits of the fingerprint, and [`EXTENDED`].
     key_lo: u32,
-    /// Ordinal of the bucket this viewer was last counted in through a
-    /// closed interval.
-    seen: u32,
-    start: i64,
+    /// Per level, the ordinal of the window this viewer was last counted in
+    /// through a closed interval.
+    seen: [u32; LEVELS],
     end: i64,
     prev: u32,
     next: u32,
+}
+
+impl Viewer {
+    fn is(&self, key: ViewerKey) -> bool {
+        self.key_hi == key.hi && self.key_lo & KEY_MASK == key.lo
+    }
+
+    fn key(&self) -> ViewerKey {
+        ViewerKey {
+            hi: self.key_hi,
+            lo: self.key_lo & KEY_MASK,
+        }
+    }
+
+    /// Whether the interval `[start, end)` would be empty if it ended at `e`.
+    fn empty_at(&self, e: i64, ttl_ms: i64) -> bool {
+        self.key_lo & EXTENDED == 0 && self.end - ttl_ms == e
+    }
 }
 
 /// Viewer records of every webinar, addressed by `u32`; freed slots are
@@ -111,7 +190,7 @@ impl Slab {
         self.free = Some(i);
     }
 
-    /// Bytes held by viewer records (for memory accounting).
+    /// Bytes held by viewer records.
     pub fn capacity_bytes(&self) -> usize {
         self.items.capacity() * std::mem::size_of::<Viewer>()
     }
@@ -167,19 +246,59 @@ impl List {
             slab[next].prev = prev;
         }
     }
+
+    fn iter<'s>(&self, slab: &'s Slab) -> impl Iterator<Item = u32> + 's {
+        let mut i = self.head;
+        std::iter::from_fn(move || {
+            (i != NIL).then(|| {
+                let cur = i;
+                i = slab[cur].next;
+                cur
+            })
+        })
+    }
 }
 
-/// The open bucket of a webinar.
-#[derive(Clone)]
-struct Open {
+/// Distinct-viewer counting over one open window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Distinct {
     start: i64,
+    end: i64,
+    ordinal: u32,
+    /// Viewers counted through an interval that closed in the window.
+    closed: u32,
+    /// Live viewers among those (they closed an interval, then joined again).
+    rejoined: u32,
+    /// Someone was live or a presence event happened in the window.
+    active: bool,
+}
+
+impl Distinct {
+    fn open(p: &Params, level: usize, t: i64, live: u32) -> Distinct {
+        let (start, end) = p.window(level, t);
+        Distinct {
+            start,
+            end,
+            ordinal: p.ordinal(level, start),
+            closed: 0,
+            rejoined: 0,
+            active: live > 0,
+        }
+    }
+
+    fn count(&self, live: u32) -> u32 {
+        self.closed + live - self.rejoined
+    }
+}
+
+/// The open bucket's presence statistics (its distinct viewers are level 0).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Open {
     /// live(k) has been integrated over `[start, last)`.
     last: i64,
     live_ms: u64,
     min: u32,
     max: u32,
-    closed_unique: u32,
-    rejoined_seen: u32,
     pings: u32,
     joins: u32,
     leaves: u32,
@@ -192,13 +311,10 @@ struct Open {
 impl Open {
     fn new(start: i64) -> Self {
         Open {
-            start,
             last: start,
             live_ms: 0,
             min: u32::MAX,
             max: 0,
-            closed_unique: 0,
-            rejoined_seen: 0,
             pings: 0,
             joins: 0,
             leaves: 0,
@@ -217,30 +333,26 @@ impl Open {
             self.last = to;
         }
     }
+}
 
-    fn stats(&self, bucket_ms: i64, live: u32) -> PresenceStats {
-        PresenceStats {
-            bucket_start: self.start,
-            bucket_end: self.start + bucket_ms,
-            min_concurrent: if self.min == u32::MAX { live } else { self.min },
-            max_concurrent: self.max,
-            live_ms: self.live_ms,
-            unique_viewers: self.closed_unique + live - self.rejoined_seen,
-            pings: self.pings,
-            joins: self.joins,
-            leaves: self.leaves,
-            expiries: self.expiries,
-        }
-    }
+/// Distinct viewers so far in an open hour or day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenPeriod {
+    pub period: Period,
+    pub start: i64,
+    pub end: i64,
+    pub unique_viewers: u32,
 }
 
 /// What `GET /live` shows: the live count at the clock and the open bucket
-/// so far (integrated up to the clock; min and max include the count now).
+/// so far (integrated up to the clock; min and max include the count now),
+/// and the distinct viewers so far of the open hour and day.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LiveSnapshot {
     pub live: u32,
     pub ts: i64,
     pub open_bucket: PresenceStats,
+    pub open_periods: [OpenPeriod; 2],
 }
 
 /// All state of one webinar.
@@ -248,26 +360,32 @@ pub struct Webinar {
     pub id: Arc<str>,
     /// The webinar's clock: the largest effective time applied.
     pub clock: i64,
+    /// Changed since the engine last published it.
+    pub dirty: bool,
     viewers: HashTable<u32>,
     live_list: List,
     dead_list: List,
     live: u32,
     open: Open,
+    windows: [Distinct; LEVELS],
 }
 
 impl Webinar {
     /// A webinar first seen at time `t`.
     pub fn new(id: Arc<str>, t: i64, p: &Params) -> Self {
-        let mut open = Open::new(p.bucket_of(t));
+        let windows = [0, 1, 2].map(|level| Distinct::open(p, level, t, 0));
+        let mut open = Open::new(windows[BUCKET].start);
         open.integrate(0, t);
         Webinar {
             id,
             clock: t,
+            dirty: false,
             viewers: HashTable::new(),
             live_list: List::EMPTY,
             dead_list: List::EMPTY,
             live: 0,
             open,
+            windows,
         }
     }
 
@@ -282,29 +400,29 @@ impl Webinar {
             && self.open.max == 0
             && self.dead_list.head == NIL
             && self.open.activity.iter().all(|&c| c == 0)
+            && self.windows.iter().all(|w| !w.active)
     }
 
     /// Moves the clock to `t` (≥ the clock), expiring viewers and closing
-    /// buckets on the way, in time order.
+    /// windows on the way, in time order.
     pub fn advance(&mut self, t: i64, p: &Params, slab: &mut Slab, out: &mut Vec<Output>) {
         debug_assert!(t >= self.clock);
         loop {
-            let bucket_end = self.open.start + p.bucket_ms;
+            let boundary = self
+                .windows
+                .iter()
+                .map(|w| w.end)
+                .min()
+                .expect("three levels");
             let next_expiry = match self.live_list.head {
                 NIL => i64::MAX,
                 head => slab[head].end,
             };
-            // A bucket closes before the expiries at its end: a viewer whose
+            // Windows close before the expiries at their end: a viewer whose
             // interval ends at `b + W` was live at `b + W - 1`.
-            if bucket_end <= t && bucket_end <= next_expiry {
-                self.open.integrate(self.live, bucket_end);
-                self.close_bucket(p, slab, out);
-                let next = if self.live == 0 {
-                    p.bucket_of(t)
-                } else {
-                    bucket_end
-                };
-                self.open = Open::new(next);
+            if boundary <= t && boundary <= next_expiry {
+                self.open.integrate(self.live, boundary);
+                self.close_windows(boundary, t, p, slab, out);
             } else if next_expiry <= t {
                 self.open.integrate(self.live, next_expiry);
                 while self.live_list.head != NIL && slab[self.live_list.head].end == next_expiry {
@@ -312,7 +430,7 @@ impl Webinar {
                     self.live_list.unlink(slab, i);
                     self.end_interval(i, next_expiry, p, slab);
                     self.open.expiries += 1;
-                    self.open.touched = true;
+                    self.touch();
                 }
             } else {
                 break;
@@ -322,20 +440,89 @@ impl Webinar {
         self.clock = t;
     }
 
+    fn touch(&mut self) {
+        self.open.touched = true;
+        for w in &mut self.windows {
+            w.active = true;
+        }
+    }
+
+    /// Closes every window ending at `at`, and opens the next ones: at `at`
+    /// while someone is live, else directly at `until` (the windows between
+    /// are empty and emit nothing). Then frees the closed viewers no open
+    /// window still counts.
+    fn close_windows(
+        &mut self,
+        at: i64,
+        until: i64,
+        p: &Params,
+        slab: &mut Slab,
+        out: &mut Vec<Output>,
+    ) {
+        let next = if self.live == 0 { until } else { at };
+        if self.windows[BUCKET].end == at {
+            self.close_bucket(p, out);
+            self.open = Open::new(p.bucket_of(next));
+        }
+        for level in [BUCKET, HOUR, DAY] {
+            let w = self.windows[level];
+            if w.end != at {
+                continue;
+            }
+            if level != BUCKET && w.active {
+                out.push(Output::Rollup(RollupBucket {
+                    webinar_id: self.id.clone(),
+                    period: if level == HOUR {
+                        Period::Hour
+                    } else {
+                        Period::Day
+                    },
+                    start: w.start,
+                    end: w.end,
+                    unique_viewers: w.count(self.live),
+                }));
+            }
+            self.windows[level] = Distinct::open(p, level, next, self.live);
+        }
+        self.free_dead(slab);
+    }
+
+    /// Frees closed viewers that no open window counts any more: a rejoin
+    /// can no longer be a repeat in any of them.
+    fn free_dead(&mut self, slab: &mut Slab) {
+        let mut i = self.dead_list.head;
+        while i != NIL {
+            let next = slab[i].next;
+            let v = &slab[i];
+            let counted = (0..LEVELS).any(|level| v.seen[level] == self.windows[level].ordinal);
+            if !counted {
+                let key = v.key();
+                self.dead_list.unlink(slab, i);
+                if let Ok(entry) = self.viewers.find_entry(key.hi, |&j| slab[j].is(key)) {
+                    entry.remove();
+                }
+                slab.release(i);
+            }
+            i = next;
+        }
+        if self.viewers.is_empty() {
+            self.viewers = HashTable::new();
+        }
+    }
+
     /// A heartbeat at `t` (the clock, already advanced).
     pub fn ping(&mut self, key: ViewerKey, p: &Params, slab: &mut Slab) {
         let t = self.clock;
         self.open.pings += 1;
-        self.open.touched = true;
-        let found = self
-            .viewers
-            .find(key.hi, |&i| {
-                slab[i].key_hi == key.hi && slab[i].key_lo == key.lo
-            })
-            .copied();
+        self.touch();
+        let found = self.viewers.find(key.hi, |&i| slab[i].is(key)).copied();
         match found {
             Some(i) if slab[i].end > t => {
-                slab[i].end = t + p.ttl_ms;
+                let end = t + p.ttl_ms;
+                if end > slab[i].end {
+                    slab[i].end = end;
+                    slab[i].key_lo |= EXTENDED;
+                }
                 if self.live_list.tail != i {
                     self.live_list.unlink(slab, i);
                     self.live_list.push_back(slab, i);
@@ -343,19 +530,20 @@ impl Webinar {
             }
             Some(i) => {
                 self.dead_list.unlink(slab, i);
-                if slab[i].seen == p.ordinal(self.open.start) {
-                    self.open.rejoined_seen += 1;
+                for (level, w) in self.windows.iter_mut().enumerate() {
+                    if slab[i].seen[level] == w.ordinal {
+                        w.rejoined += 1;
+                    }
                 }
-                slab[i].start = t;
                 slab[i].end = t + p.ttl_ms;
+                slab[i].key_lo &= KEY_MASK;
                 self.join(i, slab);
             }
             None => {
                 let i = slab.alloc(Viewer {
                     key_hi: key.hi,
                     key_lo: key.lo,
-                    seen: p.ordinal(self.open.start).wrapping_sub(1),
-                    start: t,
+                    seen: self.windows.map(|w| w.ordinal.wrapping_sub(1)),
                     end: t + p.ttl_ms,
                     prev: NIL,
                     next: NIL,
@@ -376,18 +564,13 @@ impl Webinar {
     /// it ended a live interval; a leave for a viewer not live changes nothing.
     pub fn leave(&mut self, key: ViewerKey, p: &Params, slab: &mut Slab) -> bool {
         let t = self.clock;
-        let found = self
-            .viewers
-            .find(key.hi, |&i| {
-                slab[i].key_hi == key.hi && slab[i].key_lo == key.lo
-            })
-            .copied();
+        let found = self.viewers.find(key.hi, |&i| slab[i].is(key)).copied();
         match found {
             Some(i) if slab[i].end > t => {
                 self.live_list.unlink(slab, i);
                 self.end_interval(i, t, p, slab);
                 self.open.leaves += 1;
-                self.open.touched = true;
+                self.touch();
                 true
             }
             _ => false,
@@ -400,59 +583,63 @@ impl Webinar {
     }
 
     /// Ends viewer `i`'s interval at `end` (a leave or an expiry) and counts
-    /// the viewer as unique in the open bucket if the interval overlapped it.
+    /// the viewer as distinct in each open window the interval overlapped.
     fn end_interval(&mut self, i: u32, end: i64, p: &Params, slab: &mut Slab) {
-        let ordinal = p.ordinal(self.open.start);
         let v = &mut slab[i];
-        v.end = end;
-        if v.seen == ordinal {
-            self.open.rejoined_seen -= 1;
-        } else if end > v.start.max(self.open.start) {
-            self.open.closed_unique += 1;
-            v.seen = ordinal;
+        let empty = v.empty_at(end, p.ttl_ms);
+        for (level, w) in self.windows.iter_mut().enumerate() {
+            if v.seen[level] == w.ordinal {
+                w.rejoined -= 1;
+            } else if !empty && end > w.start {
+                w.closed += 1;
+                v.seen[level] = w.ordinal;
+            }
         }
+        v.end = end;
         self.live -= 1;
         self.dead_list.push_back(slab, i);
     }
 
-    /// Emits the open bucket (fully integrated) if it has anything to say,
-    /// and frees the viewers that closed in it.
-    fn close_bucket(&mut self, p: &Params, slab: &mut Slab, out: &mut Vec<Output>) {
-        let open = &self.open;
-        if open.touched || open.max > 0 {
+    /// Emits the open bucket (fully integrated) if it has anything to say.
+    fn close_bucket(&mut self, p: &Params, out: &mut Vec<Output>) {
+        if self.open.touched || self.open.max > 0 {
             out.push(Output::Presence(PresenceBucket {
                 webinar_id: self.id.clone(),
-                stats: open.stats(p.bucket_ms, self.live),
+                stats: self.stats(p),
             }));
         }
-        if open.activity.iter().any(|&c| c > 0) {
+        if self.open.activity.iter().any(|&c| c > 0) {
             out.push(Output::Activity(ActivityBucket {
                 webinar_id: self.id.clone(),
-                bucket_start: open.start,
-                bucket_end: open.start + p.bucket_ms,
-                counts: open.activity,
+                bucket_start: self.windows[BUCKET].start,
+                bucket_end: self.windows[BUCKET].end,
+                counts: self.open.activity,
             }));
-        }
-        let mut i = self.dead_list.head;
-        while i != NIL {
-            let next = slab[i].next;
-            let (hi, lo) = (slab[i].key_hi, slab[i].key_lo);
-            if let Ok(entry) = self
-                .viewers
-                .find_entry(hi, |&j| slab[j].key_hi == hi && slab[j].key_lo == lo)
-            {
-                entry.remove();
-            }
-            slab.release(i);
-            i = next;
-        }
-        self.dead_list = List::EMPTY;
-        if self.viewers.is_empty() {
-            self.viewers = HashTable::new();
         }
     }
 
-    /// Runs every live interval to its end and closes the open bucket
+    fn stats(&self, p: &Params) -> PresenceStats {
+        let open = &self.open;
+        let w = &self.windows[BUCKET];
+        PresenceStats {
+            bucket_start: w.start,
+            bucket_end: w.start + p.bucket_ms,
+            min_concurrent: if open.min == u32::MAX {
+                self.live
+            } else {
+                open.min
+            },
+            max_concurrent: open.max,
+            live_ms: open.live_ms,
+            unique_viewers: w.count(self.live),
+            pings: open.pings,
+            joins: open.joins,
+            leaves: open.leaves,
+            expiries: open.expiries,
+        }
+    }
+
+    /// Runs every live interval to its end and closes the open windows
     /// (the end of a replay's input).
     pub fn finish(&mut self, p: &Params, slab: &mut Slab, out: &mut Vec<Output>) {
         let last_end = match self.live_list.tail {
@@ -460,29 +647,140 @@ impl Webinar {
             tail => slab[tail].end,
         };
         self.advance(last_end, p, slab, out);
-        let bucket_end = self.open.start + p.bucket_ms;
-        self.open.integrate(self.live, bucket_end);
-        self.close_bucket(p, slab, out);
-        self.open = Open::new(bucket_end);
-        self.clock = bucket_end;
+        let end = self
+            .windows
+            .iter()
+            .map(|w| w.end)
+            .max()
+            .expect("three levels");
+        self.advance(end, p, slab, out);
     }
 
-    /// The live count and the open bucket so far.
+    /// The live count, the open bucket and the open periods so far.
     pub fn snapshot(&self, p: &Params) -> LiveSnapshot {
-        let mut open = self.open.clone();
-        open.integrate(self.live, self.clock);
-        open.min = open.min.min(self.live);
-        open.max = open.max.max(self.live);
+        let mut copy = Webinar {
+            id: self.id.clone(),
+            clock: self.clock,
+            dirty: false,
+            viewers: HashTable::new(),
+            live_list: List::EMPTY,
+            dead_list: List::EMPTY,
+            live: self.live,
+            open: self.open.clone(),
+            windows: self.windows,
+        };
+        copy.open.integrate(self.live, self.clock);
+        copy.open.min = copy.open.min.min(self.live);
+        copy.open.max = copy.open.max.max(self.live);
+        let period = |level: usize, period| {
+            let w = &self.windows[level];
+            OpenPeriod {
+                period,
+                start: w.start,
+                end: w.end,
+                unique_viewers: w.count(self.live),
+            }
+        };
         LiveSnapshot {
             live: self.live,
             ts: self.clock,
-            open_bucket: open.stats(p.bucket_ms, self.live),
+            open_bucket: copy.stats(p),
+            open_periods: [period(HOUR, Period::Hour), period(DAY, Period::Day)],
         }
     }
 
-    /// Bytes held by this webinar's index of viewers (for memory accounting).
-    pub fn index_bytes(&self) -> usize {
-        // hashbrown keeps one control byte per bucket plus a group of 16.
-        self.viewers.capacity() * (std::mem::size_of::<u32>() + 1) + 16
+    /// The webinar's state for a checkpoint.
+    pub fn save(&self, slab: &Slab) -> WebinarState {
+        let viewer = |i: u32| {
+            let v = &slab[i];
+            ViewerState {
+                key_hi: v.key_hi,
+                key_lo: v.key_lo,
+                seen: v.seen,
+                end: v.end,
+            }
+        };
+        WebinarState {
+            id: self.id.to_string(),
+            clock: self.clock,
+            live: self.live_list.iter(slab).map(viewer).collect(),
+            dead: self.dead_list.iter(slab).map(viewer).collect(),
+            open: self.open.clone(),
+            windows: self.windows,
+        }
+    }
+
+    /// A webinar from a checkpoint.
+    pub fn restore(s: WebinarState, slab: &mut Slab) -> Webinar {
+        let mut w = Webinar {
+            id: s.id.into(),
+            clock: s.clock,
+            dirty: true,
+            viewers: HashTable::new(),
+            live_list: List::EMPTY,
+            dead_list: List::EMPTY,
+            live: s.live.len() as u32,
+            open: s.open,
+            windows: s.windows,
+        };
+        for (list, viewers) in [(&mut w.live_list, s.live), (&mut w.dead_list, s.dead)] {
+            for v in viewers {
+                let i = slab.alloc(Viewer {
+                    key_hi: v.key_hi,
+                    key_lo: v.key_lo,
+                    seen: v.seen,
+                    end: v.end,
+                    prev: NIL,
+                    next: NIL,
+                });
+                w.viewers.insert_unique(v.key_hi, i, |&j| slab[j].key_hi);
+                list.push_back(slab, i);
+            }
+        }
+        w
+    }
+}
+
+/// A webinar as saved in a checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebinarState {
+    id: String,
+    clock: i64,
+    /// Live viewers in order of interval end.
+    live: Vec<ViewerState>,
+    /// Viewers whose interval closed in the open bucket.
+    dead: Vec<ViewerState>,
+    open: Open,
+    windows: [Distinct; LEVELS],
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct ViewerState {
+    key_hi: u64,
+    key_lo: u32,
+    seen: [u32; LEVELS],
+    end: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_viewer_record_is_40_bytes() {
+        assert_eq!(std::mem::size_of::<Viewer>(), 40);
+    }
+
+    #[test]
+    fn days_follow_the_time_zone() {
+        let seoul = TimeZone::get("Asia/Seoul").unwrap();
+        // 2026-01-31T00:00+09:00 = 2026-01-30T15:00Z
+        let start = 1_769_785_200_000;
+        assert_eq!(day_of(&seoul, start), (start, start + 86_400_000));
+        assert_eq!(day_of(&seoul, start - 1), (start - 86_400_000, start));
+        assert_eq!(
+            day_of(&TimeZone::UTC, 86_400_000 + 5),
+            (86_400_000, 172_800_000)
+        );
     }
 }

@@ -1,0 +1,286 @@
+//! Wiring the service: configuration in, a running application out.
+//!
+//! [`Application::build`] opens the log, the store and the last checkpoint,
+//! binds the listener (port 0 in tests) and starts the engine thread, the
+//! store writer, the ticker and housekeeping; [`Application::run_until_stopped`]
+//! serves until the given signal, then shuts down in order: stop accepting
+//! requests, close WebSockets with 1001, let the engine apply what was
+//! acknowledged, flush, checkpoint, exit.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::{Scope, Signer};
+use crate::config::Settings;
+use crate::engine::Engine;
+use crate::event::{Event, Tick};
+use crate::eventlog::{self, LogReader, LogWriter, Position};
+use crate::http::{self, Inner, Readiness, ingest::Limiter};
+use crate::live::LiveHub;
+use crate::metrics::Metrics;
+use crate::pipeline::{self, EngineTask};
+use crate::store::Store;
+use crate::util::{Clock, system_clock};
+
+/// How long a shutdown may take before the process gives up waiting.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(9);
+
+pub struct Application {
+    listener: TcpListener,
+    state: http::AppState,
+    secret_generated: bool,
+    engine_thread: std::thread::JoinHandle<()>,
+    store_writer: tokio::task::JoinHandle<()>,
+    background: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        Self::build_with_clock(settings, system_clock()).await
+    }
+
+    pub async fn build_with_clock(settings: Settings, clock: Clock) -> anyhow::Result<Application> {
+        let metrics = Arc::new(Metrics::new());
+        let data_dir = settings.data.dir.clone();
+        std::fs::create_dir_all(&data_dir)
+            .with_context(|| format!("creating {}", data_dir.display()))?;
+        let log = LogWriter::open(&settings.log_dir(), clock.clone(), metrics.clone())
+            .with_context(|| {
+                format!("opening the event log in {}", settings.log_dir().display())
+            })?;
+
+        let store = match &settings.postgres.url {
+            Some(url) => Store::connect(url)
+                .await
+                .context("connecting to Postgres")?,
+            None => Store::embedded(&data_dir)
+                .await
+                .context("opening the embedded store")?,
+        };
+        store.migrate().await.context("applying migrations")?;
+
+        let checkpoint_path = data_dir.join("checkpoint.bin");
+        let (engine, from) = match pipeline::load_checkpoint(&checkpoint_path, &settings.engine())?
+        {
+            Some(c) => {
+                tracing::info!(position = %c.position, "resuming from checkpoint");
+                (c.engine, c.position)
+            }
+            None => (Engine::new(settings.engine())?, Position::START),
+        };
+
+        let (signer, secret_generated) = match &settings.auth.secret {
+            Some(secret) => (Signer::new(secret.as_bytes()), false),
+            None => (Signer::random(), true),
+        };
+        let listener = TcpListener::bind(settings.http.addr)
+            .await
+            .with_context(|| format!("binding {}", settings.http.addr))?;
+
+        let shutdown = CancellationToken::new();
+        let hub = LiveHub::new();
+        let (ready_tx, ready) = watch::channel(Readiness::default());
+        let (applied_tx, applied) = watch::channel(from);
+        let (checkpointed_tx, checkpointed) = watch::channel(from);
+        let (store_tx, store_rx) = mpsc::channel(64);
+
+        let engine_thread = EngineTask {
+            engine,
+            reader: LogReader::new(&settings.log_dir(), from),
+            committed: log.committed(),
+            store: store_tx,
+            hub: hub.clone(),
+            metrics: metrics.clone(),
+            ready: ready_tx.clone(),
+            applied: applied_tx,
+            checkpoint_every: Duration::from_millis(settings.log.checkpoint_interval_ms),
+            shutdown: shutdown.clone(),
+            runtime: tokio::runtime::Handle::current(),
+        }
+        .spawn()?;
+        let store_writer = tokio::spawn(pipeline::store_writer(
+            store.clone(),
+            store_rx,
+            checkpoint_path,
+            checkpointed_tx,
+            metrics.clone(),
+            ready_tx,
+            clock.clone(),
+        ));
+
+        let limiter = Limiter::new(settings.http.rate_limit_per_sec);
+        let state = Arc::new(Inner {
+            settings,
+            log,
+            store,
+            hub,
+            signer,
+            metrics,
+            clock,
+            ready,
+            shutdown,
+            limiter,
+        });
+        let background = vec![
+            tokio::spawn(ticker(state.clone(), applied)),
+            tokio::spawn(housekeeping(state.clone(), checkpointed)),
+        ];
+        Ok(Application {
+            listener,
+            state,
+            secret_generated,
+            engine_thread,
+            store_writer,
+            background,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr().port()
+    }
+
+    /// An admin token valid for a day.
+    pub fn admin_token(&self) -> String {
+        self.state
+            .signer
+            .mint(Scope::Admin, (self.state.clock)() + 86_400_000)
+    }
+
+    pub fn state(&self) -> &http::AppState {
+        &self.state
+    }
+
+    /// Logs what is enabled and where to look.
+    pub fn announce(&self) {
+        let s = &self.state.settings;
+        let on_off = |v: &Option<String>| if v.is_some() { "on" } else { "off" };
+        tracing::info!(
+            addr = %self.local_addr(),
+            data = %s.data.dir.display(),
+            store = if s.postgres.url.is_some() { "postgres" } else { "embedded sqlite" },
+            nats = on_off(&s.nats.url),
+            redis = on_off(&s.redis.url),
+            bucket_ms = s.window.bucket_ms,
+            ttl_ms = s.presence.ttl_ms,
+            "EventFlow is serving: HTTP ingest, local event log, live WebSockets"
+        );
+        let base = format!("http://{}", self.local_addr());
+        if self.secret_generated {
+            let token = self.admin_token();
+            tracing::info!("no auth.secret is set: tokens are signed with a key made for this run");
+            println!("\n    Dashboard: {base}/?token={token}\n    API token: {token}\n");
+        } else {
+            println!("\n    Dashboard: {base}/?token=<token from `eventflow token --admin`>\n");
+        }
+    }
+
+    /// Serves until `signal` completes, then shuts down in order.
+    pub async fn run_until_stopped(
+        self,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let shutdown = self.state.shutdown.clone();
+        let app = http::router(self.state.clone());
+        let server = axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown({
+            let shutdown = shutdown.clone();
+            async move {
+                tokio::select! {
+                    _ = signal => {}
+                    _ = shutdown.cancelled() => {}
+                }
+                shutdown.cancel();
+            }
+        });
+        let served = server.await;
+        shutdown.cancel();
+        for task in self.background {
+            task.abort();
+        }
+        let state = self.state;
+        let engine_thread = self.engine_thread;
+        let store_writer = self.store_writer;
+        let finished = tokio::time::timeout(SHUTDOWN_GRACE, async move {
+            drop(state);
+            tokio::task::spawn_blocking(move || engine_thread.join())
+                .await
+                .ok();
+            store_writer.await.ok();
+        })
+        .await;
+        if finished.is_err() {
+            tracing::warn!(
+                "shutdown took too long; exiting without the final flush (the log has everything)"
+            );
+        }
+        served.context("serving HTTP")
+    }
+}
+
+/// Every second, while the engine is caught up with the log, writes a tick
+/// (`wall time - window.idle_lag_ms`) so idle clocks advance in band.
+async fn ticker(s: http::AppState, applied: watch::Receiver<Position>) {
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let committed = s.log.committed();
+    loop {
+        every.tick().await;
+        if s.shutdown.is_cancelled() {
+            return;
+        }
+        if *applied.borrow() < *committed.borrow() {
+            continue;
+        }
+        let tick = Event::Tick(Tick {
+            ts: (s.clock)() - s.settings.window.idle_lag_ms,
+        });
+        let mut line = tick.to_json();
+        line.push('\n');
+        if let Err(e) = s.log.append(line.into_bytes()).await {
+            tracing::warn!(error = %e, "could not write a tick");
+        }
+    }
+}
+
+/// Hourly: compress and delete old log files the last checkpoint no longer
+/// needs; forget rate-limit entries of quiet clients.
+async fn housekeeping(s: http::AppState, checkpointed: watch::Receiver<Position>) {
+    let mut every = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        every.tick().await;
+        if let Some(l) = &s.limiter {
+            l.sweep();
+        }
+        let dir: PathBuf = s.settings.log_dir();
+        let today = eventlog::utc_day((s.clock)());
+        let needed = *checkpointed.borrow();
+        let (compress, retain) = (
+            s.settings.log.compress_after_days,
+            s.settings.log.retain_days,
+        );
+        let result = tokio::task::spawn_blocking(move || {
+            eventlog::housekeeping(&dir, today, compress, retain, needed)
+        })
+        .await;
+        if let Ok(Err(e)) = result {
+            tracing::warn!(error = %e, "log housekeeping failed");
+        }
+    }
+}

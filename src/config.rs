@@ -1,0 +1,242 @@
+//! Layered configuration (DESIGN §10): the defaults of `config/default.toml`
+//! (built into the binary), then a file given with `--config`, then
+//! environment variables `EVENTFLOW__<SECTION>__<KEY>`. Unknown keys are
+//! errors, so a misspelt setting never goes unnoticed.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::{Deserialize, Serialize};
+
+use crate::engine::EngineConfig;
+
+/// The built-in defaults.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub http: Http,
+    pub data: Data,
+    #[serde(default)]
+    pub nats: External,
+    #[serde(default)]
+    pub redis: External,
+    #[serde(default)]
+    pub postgres: External,
+    pub window: Window,
+    pub presence: Presence,
+    pub live: Live,
+    pub stats: Stats,
+    pub attribution: Attribution,
+    pub log: Log,
+    #[serde(default)]
+    pub auth: Auth,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Http {
+    pub addr: SocketAddr,
+    pub allowed_origins: Vec<String>,
+    pub rate_limit_per_sec: u32,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Data {
+    pub dir: PathBuf,
+}
+
+/// An external part, switched on by its URL.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct External {
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Window {
+    pub bucket_ms: i64,
+    pub late_ms: i64,
+    pub max_future_ms: i64,
+    pub idle_lag_ms: i64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Presence {
+    pub ttl_ms: i64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Live {
+    pub push_interval_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stats {
+    pub timezone: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Attribution {
+    pub window_days: u32,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Log {
+    pub compress_after_days: u32,
+    pub retain_days: u32,
+    pub checkpoint_interval_ms: u64,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Auth {
+    pub secret: Option<String>,
+}
+
+impl Settings {
+    /// Loads the layers: defaults, then `file`, then the environment.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Settings> {
+        Self::from_figment(Self::figment(file))
+    }
+
+    /// The layers, for callers that add their own on top (tests).
+    pub fn figment(file: Option<&Path>) -> Figment {
+        let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment.merge(Env::prefixed("EVENTFLOW__").split("__"))
+    }
+
+    pub fn from_figment(figment: Figment) -> anyhow::Result<Settings> {
+        let settings: Settings = figment
+            .extract()
+            .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks the values against their rules, naming the key.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.engine().validate()?;
+        if 3_600_000 % self.window.bucket_ms != 0 {
+            anyhow::bail!("window.bucket_ms: must divide an hour (3600000)");
+        }
+        if self.window.idle_lag_ms < 0 {
+            anyhow::bail!("window.idle_lag_ms: must not be negative");
+        }
+        if self.live.push_interval_ms == 0 {
+            anyhow::bail!("live.push_interval_ms: must be at least 1");
+        }
+        if jiff::tz::TimeZone::get(&self.stats.timezone).is_err() {
+            anyhow::bail!(
+                "stats.timezone: {:?} is not an IANA time zone",
+                self.stats.timezone
+            );
+        }
+        if self.log.retain_days == 0 {
+            anyhow::bail!("log.retain_days: must be at least 1");
+        }
+        if self.log.checkpoint_interval_ms == 0 {
+            anyhow::bail!("log.checkpoint_interval_ms: must be at least 1");
+        }
+        for origin in &self.http.allowed_origins {
+            if origin.parse::<axum::http::HeaderValue>().is_err() || !origin.contains("://") {
+                anyhow::bail!(
+                    "http.allowed_origins: {origin:?} is not an origin like https://app.example.com"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The engine's part of the settings.
+    pub fn engine(&self) -> EngineConfig {
+        EngineConfig {
+            bucket_ms: self.window.bucket_ms,
+            ttl_ms: self.presence.ttl_ms,
+            late_ms: self.window.late_ms,
+            max_future_ms: self.window.max_future_ms,
+            timezone: self.time_zone(),
+        }
+    }
+
+    pub fn time_zone(&self) -> jiff::tz::TimeZone {
+        jiff::tz::TimeZone::get(&self.stats.timezone).unwrap_or(jiff::tz::TimeZone::UTC)
+    }
+
+    pub fn log_dir(&self) -> PathBuf {
+        self.data.dir.join("log")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::providers::Serialized;
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let s = Settings::from_figment(Figment::from(Toml::string(DEFAULT_TOML))).unwrap();
+        assert_eq!(s.http.addr.to_string(), "127.0.0.1:8080");
+        assert!(s.http.allowed_origins.is_empty());
+        assert_eq!(s.data.dir, PathBuf::from("./data"));
+        assert!(s.nats.url.is_none() && s.redis.url.is_none() && s.postgres.url.is_none());
+        assert_eq!(s.engine(), EngineConfig::default());
+        assert_eq!(s.window.idle_lag_ms, 2_000);
+        assert_eq!(s.live.push_interval_ms, 250);
+        assert_eq!(s.stats.timezone, "UTC");
+        assert_eq!(s.attribution.window_days, 30);
+        assert_eq!((s.log.compress_after_days, s.log.retain_days), (1, 30));
+        assert!(s.auth.secret.is_none());
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's test jail returns its own error type
+    fn layers_override_in_order_and_env_names_nest() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "over.toml",
+                "[window]\nbucket_ms = 60000\n[presence]\nttl_ms = 1000\n",
+            )?;
+            jail.set_env("EVENTFLOW__PRESENCE__TTL_MS", "2000");
+            jail.set_env("EVENTFLOW__NATS__URL", "nats://127.0.0.1:4222");
+            let s = Settings::load(Some(Path::new("over.toml"))).unwrap();
+            assert_eq!(s.window.bucket_ms, 60_000, "file over defaults");
+            assert_eq!(s.presence.ttl_ms, 2_000, "environment over file");
+            assert_eq!(s.nats.url.as_deref(), Some("nats://127.0.0.1:4222"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_settings_name_the_key() {
+        let err = |key: &str, value: serde_json::Value| {
+            let mut map = serde_json::Map::new();
+            let (section, field) = key.split_once('.').unwrap();
+            map.insert(section.into(), serde_json::json!({ field: value }));
+            let f = Figment::from(Toml::string(DEFAULT_TOML)).merge(Serialized::defaults(map));
+            Settings::from_figment(f).unwrap_err().to_string()
+        };
+        assert!(err("window.bucket_ms", 0.into()).contains("window.bucket_ms"));
+        assert!(err("window.bucket_ms", 7_000.into()).contains("must divide an hour"));
+        assert!(err("presence.ttl_ms", (-5).into()).contains("presence.ttl_ms"));
+        assert!(err("stats.timezone", "Mars/Olympus".into()).contains("stats.timezone"));
+        assert!(err("window.bucket_sm", 1.into()).contains("bucket_sm"));
+        assert!(
+            err("http.allowed_origins", serde_json::json!(["nope"]))
+                .contains("http.allowed_origins")
+        );
+    }
+}

@@ -1,0 +1,241 @@
+//! The HTTP surface: ingest (DESIGN §5), reads and WebSockets (§6), health
+//! and metrics. Handlers are thin: they parse, authorize, and call into the
+//! log, the store and the live hub. Every error leaves through [`ApiError`],
+//! which picks the status and the JSON body in one place.
+
+pub mod ingest;
+pub mod query;
+pub mod ws;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::auth::{AuthError, Claims, Signer};
+use crate::config::Settings;
+use crate::event::DecodeError;
+use crate::eventlog::LogWriter;
+use crate::live::LiveHub;
+use crate::metrics::Metrics;
+use crate::store::Store;
+use crate::util::Clock;
+
+/// What the service is ready for, reported by `/readyz`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Readiness {
+    /// The engine has read the log up to where it stood at start.
+    pub recovered: bool,
+    /// Parts that are down, with why.
+    pub degraded: Vec<(String, String)>,
+}
+
+/// Everything a handler can reach.
+pub struct Inner {
+    pub settings: Settings,
+    pub log: LogWriter,
+    pub store: Store,
+    pub hub: Arc<LiveHub>,
+    pub signer: Signer,
+    pub metrics: Arc<Metrics>,
+    pub clock: Clock,
+    pub ready: watch::Receiver<Readiness>,
+    pub shutdown: CancellationToken,
+    pub limiter: Option<ingest::Limiter>,
+}
+
+pub type AppState = Arc<Inner>;
+
+/// The router of the whole service.
+pub fn router(state: AppState) -> Router {
+    let public = Router::new()
+        .route(
+            "/api/webinars/{webinar_id}/presence/ping",
+            post(ingest::ping),
+        )
+        .route(
+            "/api/webinars/{webinar_id}/presence/leave",
+            post(ingest::leave),
+        )
+        .route(
+            "/api/public/campaigns/{campaign_id}/visit",
+            post(ingest::visit),
+        )
+        .route(
+            "/api/public/campaigns/{campaign_id}/conversion",
+            post(ingest::conversion),
+        )
+        .route("/api/pageviews", post(ingest::pageview))
+        .layer(cors(&state.settings));
+    Router::new()
+        .merge(public)
+        .route("/api/events", post(ingest::batch))
+        .route("/api/webinars", get(query::webinars))
+        .route("/api/webinars/{webinar_id}/live", get(query::live))
+        .route(
+            "/api/webinars/{webinar_id}/stats/access",
+            get(query::access),
+        )
+        .route(
+            "/api/webinars/{webinar_id}/stats/engagement",
+            get(query::engagement),
+        )
+        .route("/ws/webinars/{webinar_id}", get(ws::upgrade))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/", get(dashboard))
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+/// CORS for the browser endpoints: the configured origins (none: same
+/// origin only, which needs no CORS).
+fn cors(settings: &Settings) -> CorsLayer {
+    let origins: Vec<HeaderValue> = settings
+        .http
+        .allowed_origins
+        .iter()
+        .filter_map(|o| o.parse().ok())
+        .collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::POST, Method::OPTIONS])
+        .allow_headers([header::CONTENT_TYPE])
+        .max_age(std::time::Duration::from_secs(3600))
+}
+
+async fn healthz() -> impl IntoResponse {
+    Json(json!({"status": "ok"}))
+}
+
+async fn readyz(State(s): State<AppState>) -> Response {
+    let r = s.ready.borrow().clone();
+    let degraded: serde_json::Map<String, serde_json::Value> = r
+        .degraded
+        .iter()
+        .map(|(k, v)| (k.clone(), json!(v)))
+        .collect();
+    let body = json!({
+        "ready": r.recovered && r.degraded.is_empty(),
+        "recovered": r.recovered,
+        "degraded": degraded,
+    });
+    let status = if r.recovered && r.degraded.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+async fn metrics(State(s): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        s.metrics.encode(),
+    )
+        .into_response()
+}
+
+async fn dashboard() -> Html<&'static str> {
+    Html(include_str!("dashboard.html"))
+}
+
+/// Every way a request can fail, with its status and a JSON body
+/// `{"error": "..."}` that names the field and the rule where there is one.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("too many requests; slow down")]
+    RateLimited,
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl From<DecodeError> for ApiError {
+    fn from(e: DecodeError) -> Self {
+        if e.too_large {
+            ApiError::TooLarge(e.to_string())
+        } else {
+            ApiError::BadRequest(e.to_string())
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        ApiError::Unavailable(format!("the store is unavailable: {e}"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Auth(AuthError::Forbidden) => StatusCode::FORBIDDEN,
+            ApiError::Auth(_) => StatusCode::UNAUTHORIZED,
+            ApiError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(e) => {
+                tracing::error!(error = %format!("{e:#}"), "request failed");
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        };
+        (status, Json(json!({ "error": self.to_string() }))).into_response()
+    }
+}
+
+/// The verified claims of the request's token (`Authorization: Bearer` or,
+/// for browsers' WebSockets, `?token=`).
+pub struct Auth(pub Claims);
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(&parts.headers)
+            .or_else(|| query_token(parts.uri.query()))
+            .ok_or(AuthError::Missing)?;
+        Ok(Auth(s.signer.verify(&token, (s.clock)())?))
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))?;
+    Some(token.trim().to_owned())
+}
+
+fn query_token(query: Option<&str>) -> Option<String> {
+    query?
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == "token")
+        .map(|(_, v)| v.to_owned())
+}
+
+/// The peer address, for rate limiting.
+pub type Peer = axum::extract::ConnectInfo<SocketAddr>;

@@ -1,0 +1,317 @@
+//! `GET /ws/webinars/{id}`: a host's live dashboard feed.
+//!
+//! On connect: a `snapshot` (live count, open bucket, recent final buckets).
+//! Then `live` when the count changes — at most one per
+//! `live.push_interval_ms`, always the newest value — and `bucket` when a
+//! bucket becomes final. Each client has its own task and reads the hub's
+//! `watch` channel, so a slow client only ever delays itself. Pings keep the
+//! connection alive; a peer that stops answering is closed; shutdown closes
+//! every socket with 1001 (going away).
+
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocketUpgrade, close_code};
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::http::header;
+use axum::response::Response;
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use serde_json::{Value, json};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::time::{Instant, MissedTickBehavior, interval, sleep_until, timeout};
+
+use super::query::bucket_json;
+use super::{ApiError, AppState, Auth};
+use crate::auth::AuthError;
+use crate::event::check_identifier;
+use crate::live::{LiveState, Subscription};
+
+/// How often the server pings; a peer silent for two periods is dropped.
+const PING_EVERY: Duration = Duration::from_secs(15);
+/// A send that takes longer than this means the peer is gone.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Final buckets in a snapshot.
+const RECENT_BUCKETS: i64 = 12;
+
+pub async fn upgrade(
+    State(s): State<AppState>,
+    Auth(claims): Auth,
+    Path(webinar_id): Path<String>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    check_identifier("webinar_id", &webinar_id)?;
+    if !claims.can_read_webinar(&webinar_id) {
+        return Err(AuthError::Forbidden.into());
+    }
+    check_origin(&headers, &s.settings.http.allowed_origins)?;
+    let sub = s.hub.subscribe(&webinar_id);
+    let recent = s.store.recent_presence(&webinar_id, RECENT_BUCKETS).await?;
+    let recent: Vec<Value> = recent.iter().map(|b| bucket_json(&webinar_id, b)).collect();
+    Ok(ws.on_upgrade(move |socket| async move {
+        s.metrics.websocket_clients.inc();
+        let (sink, stream) = socket.split();
+        let feed = Feed {
+            webinar_id,
+            push_interval: Duration::from_millis(s.settings.live.push_interval_ms),
+        };
+        feed.run(sink, stream, sub, recent, s.shutdown.clone())
+            .await;
+        s.metrics.websocket_clients.dec();
+    }))
+}
+
+/// Browsers send `Origin`; it must be the page's own origin or an allowed
+/// one. Clients without `Origin` (backends) are not browsers and pass.
+fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), ApiError> {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
+        return Ok(());
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let same = origin
+        .split_once("://")
+        .is_some_and(|(_, rest)| rest.eq_ignore_ascii_case(host));
+    if same || allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)) {
+        Ok(())
+    } else {
+        Err(ApiError::Auth(AuthError::Forbidden))
+    }
+}
+
+fn live_json(webinar_id: &str, st: &LiveState) -> Value {
+    json!({"type": "live", "webinar_id": webinar_id, "live": st.live, "ts": st.ts})
+}
+
+pub struct Feed {
+    pub webinar_id: String,
+    pub push_interval: Duration,
+}
+
+impl Feed {
+    /// Serves one client until it leaves, stops answering, or the service
+    /// shuts down. Generic over the socket halves so it can be tested
+    /// without a network.
+    pub async fn run<S, R>(
+        &self,
+        mut sink: S,
+        mut stream: R,
+        mut sub: Subscription,
+        recent: Vec<Value>,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) where
+        S: Sink<Message> + Unpin,
+        R: Stream<Item = Result<Message, axum::Error>> + Unpin,
+    {
+        let st = sub.state.borrow_and_update().clone();
+        let snapshot = json!({
+            "type": "snapshot",
+            "webinar_id": self.webinar_id,
+            "live": st.live,
+            "ts": st.ts,
+            "open_bucket": st.open_bucket.map(|b| bucket_json(&self.webinar_id, &b)),
+            "recent_buckets": recent,
+        });
+        if !send(&mut sink, snapshot).await {
+            return;
+        }
+        let mut last_live = st.live;
+        let mut next_push = Instant::now();
+        let mut pending = false;
+        let mut ping = interval(PING_EVERY);
+        ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        ping.reset();
+        let mut unanswered = 0u32;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => {
+                    let _ = sink.send(Message::Close(Some(CloseFrame {
+                        code: close_code::AWAY,
+                        reason: Utf8Bytes::from_static("server shutting down"),
+                    }))).await;
+                    break;
+                }
+                changed = sub.state.changed(), if !pending => {
+                    if changed.is_err() { break; }
+                    pending = true;
+                }
+                _ = sleep_until(next_push), if pending => {
+                    pending = false;
+                    let st = sub.state.borrow_and_update().clone();
+                    if st.live != last_live {
+                        last_live = st.live;
+                        if !send(&mut sink, live_json(&self.webinar_id, &st)).await { break; }
+                        next_push = Instant::now() + self.push_interval;
+                    }
+                }
+                bucket = sub.buckets.recv() => match bucket {
+                    Ok(b) => {
+                        let mut msg = bucket_json(&self.webinar_id, &b);
+                        msg["type"] = json!("bucket");
+                        if !send(&mut sink, msg).await { break; }
+                    }
+                    Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => break,
+                },
+                _ = ping.tick() => {
+                    if unanswered >= 2 { break; }
+                    unanswered += 1;
+                    if timeout(SEND_TIMEOUT, sink.send(Message::Ping(Default::default()))).await.map_or(true, |r| r.is_err()) {
+                        break;
+                    }
+                }
+                incoming = stream.next() => match incoming {
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                    Some(Ok(_)) => unanswered = 0,
+                },
+            }
+        }
+    }
+}
+
+async fn send<S: Sink<Message> + Unpin>(sink: &mut S, value: Value) -> bool {
+    let text = Message::Text(Utf8Bytes::from(value.to_string()));
+    matches!(timeout(SEND_TIMEOUT, sink.send(text)).await, Ok(Ok(())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::live::LiveHub;
+    use futures_channel::mpsc;
+    use std::sync::Arc;
+
+    fn text(m: Message) -> Value {
+        match m {
+            Message::Text(t) => serde_json::from_str(t.as_str()).unwrap(),
+            other => panic!("expected text, got {other:?}"),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn snapshot_then_coalesced_live_counts_then_close_on_shutdown() {
+        let hub = LiveHub::new();
+        let w: Arc<str> = "w".into();
+        hub.publish(
+            &w,
+            LiveState {
+                live: 1,
+                ts: 10,
+                open_bucket: None,
+            },
+        );
+        let sub = hub.subscribe("w");
+        let (out_tx, mut out_rx) = mpsc::unbounded::<Message>();
+        let (_in_tx, in_rx) = mpsc::unbounded::<Result<Message, axum::Error>>();
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let feed = Feed {
+            webinar_id: "w".into(),
+            push_interval: Duration::from_millis(250),
+        };
+        let task = tokio::spawn({
+            let shutdown = shutdown.clone();
+            async move { feed.run(out_tx, in_rx, sub, vec![], shutdown).await }
+        });
+        let snap = text(out_rx.next().await.unwrap());
+        assert_eq!(
+            (snap["type"].as_str(), snap["live"].as_u64()),
+            (Some("snapshot"), Some(1))
+        );
+
+        hub.publish(
+            &w,
+            LiveState {
+                live: 2,
+                ts: 20,
+                open_bucket: None,
+            },
+        );
+        let first = text(out_rx.next().await.unwrap());
+        assert_eq!(
+            (first["type"].as_str(), first["live"].as_u64()),
+            (Some("live"), Some(2))
+        );
+        let sent_at = Instant::now();
+        // Three changes inside one push interval arrive as one message: the newest.
+        for live in [3, 4, 5] {
+            hub.publish(
+                &w,
+                LiveState {
+                    live,
+                    ts: 30,
+                    open_bucket: None,
+                },
+            );
+            tokio::time::advance(Duration::from_millis(10)).await;
+        }
+        let next = text(out_rx.next().await.unwrap());
+        assert_eq!(next["live"].as_u64(), Some(5));
+        assert!(Instant::now() - sent_at >= Duration::from_millis(250));
+
+        hub.bucket(
+            "w",
+            crate::engine::PresenceStats {
+                bucket_start: 0,
+                bucket_end: 100,
+                ..Default::default()
+            },
+        );
+        let bucket = text(out_rx.next().await.unwrap());
+        assert_eq!(
+            (bucket["type"].as_str(), bucket["bucket_end"].as_i64()),
+            (Some("bucket"), Some(100))
+        );
+
+        shutdown.cancel();
+        match out_rx.next().await.unwrap() {
+            Message::Close(Some(frame)) => assert_eq!(frame.code, close_code::AWAY),
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+        task.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_peer_is_dropped() {
+        let hub = LiveHub::new();
+        let sub = hub.subscribe("w");
+        let (out_tx, mut out_rx) = mpsc::unbounded::<Message>();
+        let (_in_tx, in_rx) = mpsc::unbounded::<Result<Message, axum::Error>>();
+        let feed = Feed {
+            webinar_id: "w".into(),
+            push_interval: Duration::from_millis(250),
+        };
+        let task = tokio::spawn(async move {
+            feed.run(
+                out_tx,
+                in_rx,
+                sub,
+                vec![],
+                tokio_util::sync::CancellationToken::new(),
+            )
+            .await
+        });
+        let _snapshot = out_rx.next().await.unwrap();
+        tokio::time::advance(PING_EVERY * 4).await;
+        task.await.unwrap();
+        let mut pings = 0;
+        while let Some(m) = out_rx.next().await {
+            assert!(matches!(m, Message::Ping(_)));
+            pings += 1;
+        }
+        assert_eq!(pings, 2, "two unanswered pings, then the feed ends");
+    }
+
+    #[test]
+    fn origins_are_checked_against_the_host_and_the_allow_list() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, "stats.example.com".parse().unwrap());
+        assert!(check_origin(&h, &[]).is_ok(), "no Origin: not a browser");
+        h.insert(header::ORIGIN, "https://stats.example.com".parse().unwrap());
+        assert!(check_origin(&h, &[]).is_ok(), "same origin");
+        h.insert(header::ORIGIN, "https://evil.example".parse().unwrap());
+        assert!(check_origin(&h, &[]).is_err());
+        assert!(check_origin(&h, &["https://evil.example".into()]).is_ok());
+    }
+}

@@ -1,0 +1,184 @@
+//! The live hub: what the engine last said about each webinar, fanned out
+//! to readers (`GET /live`) and WebSocket clients.
+//!
+//! Per webinar, a `watch` channel holds the latest live state (a slow reader
+//! only ever sees the newest value, and never slows the engine) and a small
+//! `broadcast` channel carries buckets as they become final (a reader that
+//! falls behind skips the ones it missed; they are in the store).
+
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use tokio::sync::{broadcast, watch};
+
+use crate::engine::{LiveSnapshot, PresenceStats};
+
+/// The latest state of one webinar.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LiveState {
+    pub live: u32,
+    /// The webinar's clock.
+    pub ts: i64,
+    /// The open bucket so far, when the engine holds one.
+    pub open_bucket: Option<PresenceStats>,
+}
+
+impl From<&LiveSnapshot> for LiveState {
+    fn from(s: &LiveSnapshot) -> Self {
+        LiveState {
+            live: s.live,
+            ts: s.ts,
+            open_bucket: Some(s.open_bucket),
+        }
+    }
+}
+
+struct Channel {
+    state: watch::Sender<LiveState>,
+    buckets: broadcast::Sender<PresenceStats>,
+}
+
+impl Channel {
+    fn new() -> Channel {
+        Channel {
+            state: watch::Sender::new(LiveState::default()),
+            buckets: broadcast::Sender::new(64),
+        }
+    }
+}
+
+/// A reader's view of one webinar.
+pub struct Subscription {
+    pub state: watch::Receiver<LiveState>,
+    pub buckets: broadcast::Receiver<PresenceStats>,
+}
+
+#[derive(Default)]
+pub struct LiveHub {
+    webinars: DashMap<Arc<str>, Channel>,
+}
+
+impl LiveHub {
+    pub fn new() -> Arc<LiveHub> {
+        Arc::new(LiveHub::default())
+    }
+
+    /// Records a webinar's state (from the engine).
+    pub fn publish(&self, webinar_id: &Arc<str>, state: LiveState) {
+        match self.webinars.get(webinar_id) {
+            Some(ch) => {
+                ch.state.send_if_modified(|old| {
+                    let changed = *old != state;
+                    *old = state;
+                    changed
+                });
+            }
+            None => {
+                let ch = Channel::new();
+                ch.state.send_replace(state);
+                self.webinars.insert(webinar_id.clone(), ch);
+            }
+        }
+    }
+
+    /// The engine no longer holds state for this webinar (nobody live, no
+    /// open bucket): its entry goes unless someone is watching.
+    pub fn forget(&self, webinar_id: &str, ts: i64) {
+        if let Some(ch) = self.webinars.get(webinar_id) {
+            ch.state.send_if_modified(|old| {
+                let new = LiveState {
+                    live: 0,
+                    ts,
+                    open_bucket: None,
+                };
+                let changed = *old != new;
+                *old = new;
+                changed
+            });
+        }
+        self.webinars.remove_if(webinar_id, |_, ch| {
+            ch.state.receiver_count() == 0 && ch.buckets.receiver_count() == 0
+        });
+    }
+
+    /// A bucket of this webinar became final.
+    pub fn bucket(&self, webinar_id: &str, stats: PresenceStats) {
+        if let Some(ch) = self.webinars.get(webinar_id) {
+            let _ = ch.buckets.send(stats);
+        }
+    }
+
+    /// The latest state of a webinar (live 0 when the engine holds none).
+    pub fn state(&self, webinar_id: &str) -> LiveState {
+        self.webinars
+            .get(webinar_id)
+            .map(|ch| ch.state.borrow().clone())
+            .unwrap_or_default()
+    }
+
+    pub fn subscribe(&self, webinar_id: &str) -> Subscription {
+        let ch = self
+            .webinars
+            .entry(Arc::from(webinar_id))
+            .or_insert_with(Channel::new);
+        Subscription {
+            state: ch.state.subscribe(),
+            buckets: ch.buckets.subscribe(),
+        }
+    }
+
+    /// Webinars with someone live, most viewers first.
+    pub fn live_webinars(&self) -> Vec<(Arc<str>, LiveState)> {
+        let mut out: Vec<_> = self
+            .webinars
+            .iter()
+            .filter(|e| e.state.borrow().live > 0)
+            .map(|e| (e.key().clone(), e.state.borrow().clone()))
+            .collect();
+        out.sort_by(|a, b| b.1.live.cmp(&a.1.live).then_with(|| a.0.cmp(&b.0)));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(live: u32, ts: i64) -> LiveState {
+        LiveState {
+            live,
+            ts,
+            open_bucket: None,
+        }
+    }
+
+    #[test]
+    fn subscribers_see_the_latest_state_and_final_buckets() {
+        let hub = LiveHub::new();
+        let w: Arc<str> = "w".into();
+        let mut sub = hub.subscribe("w");
+        hub.publish(&w, state(1, 10));
+        hub.publish(&w, state(2, 20));
+        assert!(sub.state.has_changed().unwrap());
+        assert_eq!(sub.state.borrow_and_update().live, 2, "latest value wins");
+        hub.bucket("w", PresenceStats::default());
+        assert!(sub.buckets.try_recv().is_ok());
+        assert_eq!(hub.state("w").live, 2);
+        assert_eq!(hub.state("other"), LiveState::default());
+        assert_eq!(hub.live_webinars().len(), 1);
+    }
+
+    #[test]
+    fn forgotten_webinars_stay_while_watched() {
+        let hub = LiveHub::new();
+        let w: Arc<str> = "w".into();
+        hub.publish(&w, state(3, 10));
+        let sub = hub.subscribe("w");
+        hub.forget("w", 50);
+        assert_eq!(hub.state("w"), state(0, 50));
+        drop(sub);
+        hub.forget("w", 60);
+        assert_eq!(hub.state("w"), LiveState::default());
+        assert!(hub.live_webinars().is_empty());
+    }
+}

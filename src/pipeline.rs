@@ -1,0 +1,332 @@
+//! The live engine: a thread that follows the event log and folds it in,
+//! and the task that makes its results durable.
+//!
+//! The engine thread reads the log up to the committed position (the same
+//! path serves recovery after a restart and live operation), applies each
+//! record, publishes live counts to the hub, and hands final buckets with
+//! the log position they reflect to the store writer. Every
+//! `log.checkpoint_interval_ms` it also hands over a checkpoint of its whole
+//! state; the writer persists it only after every row before it is
+//! committed, so a restart from the checkpoint re-emits — identically —
+//! whatever the crash may have lost, and nothing is counted twice.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::{Engine, EngineConfig, Output};
+use crate::event::{self, EventType};
+use crate::eventlog::{LogReader, Position};
+use crate::http::Readiness;
+use crate::live::{LiveHub, LiveState};
+use crate::metrics::Metrics;
+use crate::store::{Batch, Store};
+use crate::util::{Clock, backoff};
+
+/// The source name under which the local log's position is saved.
+pub const LOCAL_SOURCE: &str = "local-log";
+
+/// Messages from the engine thread to the store writer, in order.
+pub enum StoreMsg {
+    Write(Batch),
+    Checkpoint { state: Vec<u8>, position: Position },
+}
+
+/// The engine state saved with the log position it reflects.
+pub struct Checkpoint {
+    pub position: Position,
+    pub engine: Engine,
+}
+
+const MAGIC: &[u8; 8] = b"EFCKPT01";
+
+/// Loads `path` if it exists. A checkpoint made under different engine
+/// settings is refused: its buckets would not line up with the new ones.
+pub fn load_checkpoint(path: &Path, config: &EngineConfig) -> anyhow::Result<Option<Checkpoint>> {
+    let bytes = match fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(anyhow::anyhow!("{}: {e}", path.display())),
+    };
+    let rest = bytes
+        .strip_prefix(MAGIC.as_slice())
+        .ok_or_else(|| anyhow::anyhow!("{}: not an EventFlow checkpoint", path.display()))?;
+    let (position, state): (String, Vec<u8>) = postcard::from_bytes(rest)
+        .map_err(|e| anyhow::anyhow!("{}: unreadable checkpoint: {e}", path.display()))?;
+    let position: Position = position
+        .parse()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let engine = Engine::restore(config.clone(), &state).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: {e}; to rebuild from the event log instead, delete this file",
+            path.display()
+        )
+    })?;
+    Ok(Some(Checkpoint { position, engine }))
+}
+
+/// Writes a checkpoint atomically: a temporary file, fsync, rename.
+pub fn write_checkpoint(path: &Path, state: &[u8], position: Position) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let body =
+        postcard::to_stdvec(&(position.to_string(), state)).map_err(std::io::Error::other)?;
+    {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(MAGIC)?;
+        f.write_all(&body)?;
+        f.sync_all()?;
+    }
+    fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Everything the engine thread needs.
+pub struct EngineTask {
+    pub engine: Engine,
+    pub reader: LogReader,
+    pub committed: watch::Receiver<Position>,
+    pub store: mpsc::Sender<StoreMsg>,
+    pub hub: Arc<LiveHub>,
+    pub metrics: Arc<Metrics>,
+    pub ready: watch::Sender<Readiness>,
+    /// Where the engine has read to (for tick writing: only while caught up).
+    pub applied: watch::Sender<Position>,
+    pub checkpoint_every: Duration,
+    pub shutdown: CancellationToken,
+    pub runtime: tokio::runtime::Handle,
+}
+
+/// Lines read per round before results are handed on.
+const ROUND_LINES: usize = 20_000;
+
+impl EngineTask {
+    pub fn spawn(self) -> std::io::Result<std::thread::JoinHandle<()>> {
+        std::thread::Builder::new()
+            .name("eventflow-engine".into())
+            .spawn(move || self.run())
+    }
+
+    fn run(mut self) {
+        let recovery_target = *self.committed.borrow();
+        let mut recovered = false;
+        let mut last_checkpoint = Instant::now();
+        let mut last_sent = self.reader.position();
+        let mut counted = self.engine.counters().clone();
+        loop {
+            let limit = *self.committed.borrow_and_update();
+            let mut invalid = 0u64;
+            let engine = &mut self.engine;
+            let read = self.reader.read_until(limit, ROUND_LINES, |line, pos| {
+                let applied = event::decode(line)
+                    .map_err(|e| e.to_string())
+                    .and_then(|ev| engine.apply(&ev, None).map_err(|e| e.to_string()));
+                if let Err(reason) = applied {
+                    invalid += 1;
+                    tracing::warn!(position = %pos, %reason, "skipped an unreadable log line");
+                }
+            });
+            let read = match read {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::error!(error = %e, position = %self.reader.position(), "reading the event log failed; retrying");
+                    std::thread::sleep(Duration::from_secs(1));
+                    continue;
+                }
+            };
+            self.metrics.record("unknown", "invalid", invalid);
+            self.publish(&mut counted);
+            let position = self.reader.position();
+            let mut batch = self.take_batch();
+            if position != last_sent {
+                batch.position = Some((LOCAL_SOURCE.to_owned(), position.to_string()));
+            }
+            if !batch.is_empty() {
+                last_sent = position;
+                if self.store.blocking_send(StoreMsg::Write(batch)).is_err() {
+                    tracing::error!("the store writer stopped; the engine stops");
+                    return;
+                }
+            }
+            self.applied.send_replace(position);
+            if !recovered && position >= recovery_target {
+                recovered = true;
+                self.ready.send_modify(|r| r.recovered = true);
+                tracing::info!(%position, "caught up with the event log");
+            }
+            if last_checkpoint.elapsed() >= self.checkpoint_every {
+                last_checkpoint = Instant::now();
+                self.checkpoint(position);
+            }
+            if read == 0 {
+                if self.shutdown.is_cancelled() && position >= *self.committed.borrow() {
+                    break;
+                }
+                let committed = &mut self.committed;
+                let shutdown = &self.shutdown;
+                self.runtime.block_on(async {
+                    tokio::select! {
+                        _ = committed.changed() => {}
+                        _ = shutdown.cancelled() => {}
+                        _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    }
+                });
+            }
+        }
+        let position = self.reader.position();
+        self.checkpoint(position);
+        tracing::info!(%position, "engine stopped after a final flush");
+    }
+
+    fn checkpoint(&mut self, position: Position) {
+        let state = self.engine.save();
+        let _ = self
+            .store
+            .blocking_send(StoreMsg::Checkpoint { state, position });
+    }
+
+    /// Final buckets since the last round, also sent to live subscribers.
+    fn take_batch(&mut self) -> Batch {
+        let mut batch = Batch::default();
+        for out in self.engine.drain() {
+            match out {
+                Output::Presence(b) => {
+                    self.hub.bucket(&b.webinar_id, b.stats);
+                    batch.presence.push(b);
+                }
+                Output::Activity(a) => batch.activity.push(a),
+                Output::Rollup(r) => batch.rollups.push(r),
+            }
+        }
+        batch
+    }
+
+    /// Live states of the webinars that changed, and counters.
+    fn publish(&mut self, counted: &mut crate::engine::Counters) {
+        let hub = &self.hub;
+        let tick = self.engine.tick_clock().unwrap_or(0);
+        self.engine.take_changed(|id, snapshot| match snapshot {
+            Some(s) => hub.publish(id, LiveState::from(s)),
+            None => hub.forget(id, tick),
+        });
+        let now = self.engine.counters();
+        for t in EventType::ALL {
+            self.metrics
+                .record(t.as_str(), "applied", now.applied(t) - counted.applied(t));
+        }
+        self.metrics.late.inc_by(now.late - counted.late);
+        self.metrics.clamped.inc_by(now.clamped - counted.clamped);
+        self.metrics
+            .live_viewers
+            .set(self.engine.live_total() as i64);
+        *counted = now.clone();
+    }
+}
+
+/// Writes what the engine hands over, in order, retrying a failing store
+/// with capped, jittered backoff (the engine waits meanwhile; nothing is
+/// dropped), and persists checkpoints once the rows before them are in.
+pub async fn store_writer(
+    store: Store,
+    mut rx: mpsc::Receiver<StoreMsg>,
+    checkpoint_path: PathBuf,
+    checkpointed: watch::Sender<Position>,
+    metrics: Arc<Metrics>,
+    ready: watch::Sender<Readiness>,
+    clock: Clock,
+) {
+    let mut held: Option<StoreMsg> = None;
+    loop {
+        let msg = match held.take() {
+            Some(m) => m,
+            None => match rx.recv().await {
+                Some(m) => m,
+                None => break,
+            },
+        };
+        match msg {
+            StoreMsg::Write(mut batch) => {
+                // Coalesce what queued up meanwhile into one transaction.
+                while let Ok(next) = rx.try_recv() {
+                    match next {
+                        StoreMsg::Write(more) => {
+                            batch.presence.extend(more.presence);
+                            batch.rollups.extend(more.rollups);
+                            batch.activity.extend(more.activity);
+                            if more.position.is_some() {
+                                batch.position = more.position;
+                            }
+                        }
+                        other => {
+                            held = Some(other);
+                            break;
+                        }
+                    }
+                }
+                write_with_retry(&store, &batch, &metrics, &ready, &clock).await;
+            }
+            StoreMsg::Checkpoint { state, position } => {
+                let path = checkpoint_path.clone();
+                let written =
+                    tokio::task::spawn_blocking(move || write_checkpoint(&path, &state, position))
+                        .await;
+                match written {
+                    Ok(Ok(())) => {
+                        checkpointed.send_replace(position);
+                    }
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, "writing a checkpoint failed; the previous one stays")
+                    }
+                    Err(e) => tracing::error!(error = %e, "the checkpoint task failed"),
+                }
+            }
+        }
+    }
+}
+
+async fn write_with_retry(
+    store: &Store,
+    batch: &Batch,
+    metrics: &Metrics,
+    ready: &watch::Sender<Readiness>,
+    clock: &Clock,
+) {
+    let mut attempt = 0;
+    loop {
+        let started = Instant::now();
+        match store.write(batch, clock()).await {
+            Ok(()) => {
+                metrics.flush.observe(started.elapsed().as_secs_f64());
+                metrics.buckets_flushed.inc_by(batch.rows() as u64);
+                if attempt > 0 {
+                    tracing::info!(attempts = attempt + 1, "the store is back; flushed");
+                    ready.send_modify(|r| r.degraded.retain(|(part, _)| part != "store"));
+                }
+                return;
+            }
+            Err(e) => {
+                metrics.flush_failures.inc();
+                let why = e.to_string();
+                tracing::warn!(error = %why, attempt, "flushing to the store failed; retrying");
+                ready.send_modify(|r| {
+                    r.degraded.retain(|(part, _)| part != "store");
+                    r.degraded.push(("store".into(), why));
+                });
+                tokio::time::sleep(backoff(
+                    attempt,
+                    Duration::from_millis(100),
+                    Duration::from_secs(30),
+                ))
+                .await;
+                attempt += 1;
+            }
+        }
+    }
+}
