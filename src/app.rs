@@ -23,7 +23,7 @@ use crate::config::Settings;
 use crate::engine::Engine;
 use crate::event::{Event, Tick};
 use crate::eventlog::{self, LogReader, LogWriter, Position};
-use crate::http::{self, Inner, Readiness, ingest::Limiter};
+use crate::http::{self, Inner, Progress, Readiness, ingest::Limiter};
 use crate::live::LiveHub;
 use crate::metrics::Metrics;
 use crate::pipeline::{self, EngineTask};
@@ -128,6 +128,9 @@ impl Application {
             ready,
             shutdown,
             limiter,
+            progress: Progress {
+                applied: applied.clone(),
+            },
         });
         let background = vec![
             tokio::spawn(ticker(state.clone(), applied)),

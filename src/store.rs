@@ -259,6 +259,20 @@ impl Store {
             .collect()
     }
 
+    /// Every final presence bucket, ordered by webinar, then bucket start
+    /// (for comparisons and exports).
+    pub async fn all_presence(&self) -> Result<Vec<(String, PresenceStats)>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT bucket_start, bucket_end, min_concurrent, max_concurrent, live_ms, unique_viewers, \
+             pings, joins, leaves, expiries, webinar_id FROM presence_buckets ORDER BY webinar_id, bucket_start",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get::<String, _>(10)?, presence_row(r)?)))
+            .collect()
+    }
+
     /// The saved position of a source.
     pub async fn position(&self, source: &str) -> Result<Option<String>, sqlx::Error> {
         sqlx::query("SELECT position FROM source_positions WHERE source = $1")

@@ -40,6 +40,11 @@ pub struct Readiness {
     pub degraded: Vec<(String, String)>,
 }
 
+/// Where the log and the engine stand, for `/readyz`.
+pub struct Progress {
+    pub applied: watch::Receiver<crate::eventlog::Position>,
+}
+
 /// Everything a handler can reach.
 pub struct Inner {
     pub settings: Settings,
@@ -52,6 +57,7 @@ pub struct Inner {
     pub ready: watch::Receiver<Readiness>,
     pub shutdown: CancellationToken,
     pub limiter: Option<ingest::Limiter>,
+    pub progress: Progress,
 }
 
 pub type AppState = Arc<Inner>;
@@ -130,6 +136,10 @@ async fn readyz(State(s): State<AppState>) -> Response {
         "ready": r.recovered && r.degraded.is_empty(),
         "recovered": r.recovered,
         "degraded": degraded,
+        "log": {
+            "committed": s.log.committed().borrow().to_string(),
+            "applied": s.progress.applied.borrow().to_string(),
+        },
     });
     let status = if r.recovered && r.degraded.is_empty() {
         StatusCode::OK

@@ -50,6 +50,15 @@ pub fn bucket_json(webinar_id: &str, s: &PresenceStats) -> Value {
     })
 }
 
+/// The open bucket so far: its `avg_concurrent` is the mean over the part
+/// of the bucket elapsed at the webinar's clock.
+pub fn open_bucket_json(webinar_id: &str, s: &PresenceStats, clock: i64) -> Value {
+    let mut v = bucket_json(webinar_id, s);
+    let elapsed = (clock - s.bucket_start).clamp(1, s.bucket_end - s.bucket_start);
+    v["avg_concurrent"] = json!(avg_milli(s.live_ms, elapsed) as f64 / 1000.0);
+    v
+}
+
 fn authorize_webinar(claims: &crate::auth::Claims, webinar_id: &str) -> Result<(), ApiError> {
     check_identifier("webinar_id", webinar_id)?;
     if claims.can_read_webinar(webinar_id) {
@@ -88,7 +97,7 @@ pub async fn live(
         "webinar_id": webinar_id,
         "live": st.live,
         "ts": st.ts,
-        "open_bucket": st.open_bucket.map(|b| bucket_json(&webinar_id, &b)),
+        "open_bucket": st.open_bucket.map(|b| open_bucket_json(&webinar_id, &b, st.ts)),
     })))
 }
 

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::{Instant, MissedTickBehavior, interval, sleep_until, timeout};
 
-use super::query::bucket_json;
+use super::query::{bucket_json, open_bucket_json};
 use super::{ApiError, AppState, Auth};
 use crate::auth::AuthError;
 use crate::event::check_identifier;
@@ -111,7 +111,7 @@ impl Feed {
             "webinar_id": self.webinar_id,
             "live": st.live,
             "ts": st.ts,
-            "open_bucket": st.open_bucket.map(|b| bucket_json(&self.webinar_id, &b)),
+            "open_bucket": st.open_bucket.map(|b| open_bucket_json(&self.webinar_id, &b, st.ts)),
             "recent_buckets": recent,
         });
         if !send(&mut sink, snapshot).await {

@@ -1,0 +1,289 @@
+//! HTTP ingest: 202 once durable, a 400 naming the field for every rule,
+//! 413 over the limits, batches whole or not at all.
+
+use serde_json::json;
+
+use crate::helpers::{SECRET, spawn_app, spawn_app_with};
+use eventflow::auth::{Scope, Signer};
+
+#[tokio::test]
+async fn accepted_events_are_in_the_log_masked_and_stamped_before_the_202() {
+    let app = spawn_app().await;
+    let before = crate::helpers::now_ms();
+    let (status, body) = app
+        .post(
+            "/api/public/campaigns/cmp-9/visit",
+            r#"{"client_id":"c-1","session_id":"s-1","ip":"203.0.113.7","ts":1}"#,
+        )
+        .await;
+    assert_eq!((status, body), (202, json!({"accepted": 1})));
+    // No waiting: the 202 means the line is already on disk.
+    let log = std::fs::read_dir(app.dir.path().join("log"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let text = std::fs::read_to_string(log).unwrap();
+    let visit = text
+        .lines()
+        .find(|l| l.contains("\"visit\""))
+        .expect("the visit is logged");
+    let v: serde_json::Value = serde_json::from_str(visit).unwrap();
+    assert_eq!(v["ip"], "203.0.113.0", "masked before it is logged");
+    assert_eq!(v["campaign_id"], "cmp-9", "taken from the URL");
+    assert!(
+        v["ts"].as_i64().unwrap() >= before,
+        "browser timestamps are replaced by server time"
+    );
+}
+
+#[tokio::test]
+async fn every_validation_rule_gets_its_400_naming_the_field() {
+    let app = spawn_app().await;
+    let long = "x".repeat(129);
+    let utm = "y".repeat(257);
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "/api/webinars/w-1/presence/ping",
+            "{}".into(),
+            "viewer_id: is required",
+        ),
+        (
+            "/api/webinars/w-1/presence/ping",
+            r#"{"viewer_id":"a b"}"#.into(),
+            "viewer_id: must be 1-128 characters",
+        ),
+        (
+            "/api/webinars/w-1/presence/ping",
+            format!(r#"{{"viewer_id":"{long}"}}"#),
+            "viewer_id: must be 1-128 characters",
+        ),
+        (
+            "/api/webinars/w-1/presence/ping",
+            r#"{"viewer_id":7}"#.into(),
+            "viewer_id: must be a string",
+        ),
+        (
+            "/api/webinars/w%201/presence/ping",
+            r#"{"viewer_id":"u"}"#.into(),
+            "webinar_id: must be 1-128 characters",
+        ),
+        (
+            "/api/webinars/w-1/presence/ping",
+            r#"{"viewer_id":"u","webinar_id":"w-2"}"#.into(),
+            "webinar_id: does not match the URL",
+        ),
+        (
+            "/api/webinars/w-1/presence/leave",
+            r#"["u"]"#.into(),
+            "event: must be a JSON object",
+        ),
+        (
+            "/api/webinars/w-1/presence/leave",
+            r#"{"viewer_id":"#.into(),
+            "event: is not valid JSON",
+        ),
+        (
+            "/api/webinars/w-1/presence/ping",
+            r#"{"viewer_id":"u","id":""}"#.into(),
+            "id: must be 1-64 characters",
+        ),
+        (
+            "/api/public/campaigns/cmp-1/visit",
+            r#"{"session_id":"s"}"#.into(),
+            "client_id: is required",
+        ),
+        (
+            "/api/public/campaigns/cmp-1/visit",
+            r#"{"client_id":"c"}"#.into(),
+            "session_id: is required",
+        ),
+        (
+            "/api/public/campaigns/cmp-1/visit",
+            r#"{"client_id":"c","session_id":"s","link_id":"l/1"}"#.into(),
+            "link_id: must be 1-128 characters",
+        ),
+        (
+            "/api/public/campaigns/cmp-1/visit",
+            format!(r#"{{"client_id":"c","session_id":"s","utm":{{"source":"{utm}"}}}}"#),
+            "utm.source: must be at most 256 characters",
+        ),
+        (
+            "/api/public/campaigns/cmp-1/visit",
+            r#"{"client_id":"c","session_id":"s","utm":{"medium":1}}"#.into(),
+            "utm.medium: must be a string",
+        ),
+        (
+            "/api/public/campaigns/cmp-1/visit",
+            r#"{"client_id":"c","session_id":"s","utm":[]}"#.into(),
+            "utm: must be an object",
+        ),
+        (
+            "/api/public/campaigns/cmp-1/visit",
+            r#"{"client_id":"c","session_id":"s","ip":"999.1.1.1"}"#.into(),
+            "ip: must be an IPv4 or IPv6 address",
+        ),
+        (
+            "/api/public/campaigns/cmp-1/conversion",
+            r#"{"client_id":"c"}"#.into(),
+            "entry_id: is required",
+        ),
+        (
+            "/api/public/campaigns/cmp-1/conversion",
+            r#"{"client_id":"c","entry_id":"e","viewer_id":"v v"}"#.into(),
+            "viewer_id: must be 1-128 characters",
+        ),
+        (
+            "/api/pageviews",
+            r#"{"session_id":"s"}"#.into(),
+            "path: is required",
+        ),
+        (
+            "/api/pageviews",
+            r#"{"path":"/","status":"ok"}"#.into(),
+            "status: must be an HTTP status code",
+        ),
+        (
+            "/api/pageviews",
+            r#"{"path":"/","campaign_id":""}"#.into(),
+            "campaign_id: must be 1-128 characters",
+        ),
+    ];
+    for (path, body, want) in cases {
+        let (status, got) = app.post(path, body.clone()).await;
+        assert_eq!(status, 400, "{path} {body}: {got}");
+        let error = got["error"].as_str().unwrap();
+        assert!(
+            error.starts_with(want),
+            "{path} {body}: {error:?} should start with {want:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn oversized_events_and_batches_get_413() {
+    let app = spawn_app().await;
+    let big = format!(r#"{{"viewer_id":"u","pad":"{}"}}"#, "x".repeat(17_000));
+    let (status, body) = app.post("/api/webinars/w-1/presence/ping", big).await;
+    assert_eq!(status, 413, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("body: at most 16384 bytes")
+    );
+    let many: String = (0..10_001)
+        .map(|i| format!("{{\"type\":\"presence\",\"webinar_id\":\"w\",\"viewer_id\":\"u{i}\",\"action\":\"ping\"}}\n"))
+        .collect();
+    let (status, body) = app.post_batch(many, &app.token).await;
+    assert_eq!(status, 413, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("events: 10001 records")
+    );
+}
+
+#[tokio::test]
+async fn batches_are_accepted_whole_or_refused_whole() {
+    let app = spawn_app().await;
+    let now = crate::helpers::now_ms();
+    let ndjson = format!(
+        "{{\"type\":\"presence\",\"webinar_id\":\"w-b\",\"viewer_id\":\"a\",\"action\":\"ping\",\"ts\":{now}}}\n\
+         {{\"type\":\"activity\",\"webinar_id\":\"w-b\",\"kind\":\"chat\"}}\n\
+         {{\"type\":\"presence\",\"webinar_id\":\"w-b\",\"viewer_id\":\"b\",\"action\":\"ping\",\"ts\":{}}}\n",
+        now + 3_600_000
+    );
+    let (status, body) = app.post_batch(ndjson, &app.token).await;
+    assert_eq!((status, body), (202, json!({"accepted": 3, "clamped": 1})));
+    let array = json!([
+        {"type": "presence", "webinar_id": "w-b", "viewer_id": "c", "action": "ping"},
+        {"type": "presence", "webinar_id": "w-b", "viewer_id": "c d", "action": "ping"},
+    ]);
+    let (status, body) = app.post_batch(array.to_string(), &app.token).await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body["error"],
+        "events[1].viewer_id: must be 1-128 characters of [A-Za-z0-9._:-]"
+    );
+    let (status, body) = app
+        .post_batch(r#"[{"type":"tick","ts":1}]"#, &app.token)
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body["error"],
+        "events[0].type: tick records are written by the service itself"
+    );
+    app.wait_applied().await;
+    let (_, live) = app.get("/api/webinars/w-b/live").await;
+    assert_eq!(
+        live["live"], 2,
+        "a and the clamped b; nothing of the refused batch: {live}"
+    );
+}
+
+#[tokio::test]
+async fn the_batch_endpoint_requires_an_admin_token() {
+    let app = spawn_app().await;
+    let body = r#"{"type":"presence","webinar_id":"w","viewer_id":"u","action":"ping"}"#;
+    let (status, _) = app.post("/api/events", body).await;
+    assert_eq!(status, 401);
+    let (status, _) = app.post_batch(body, "not-a-token").await;
+    assert_eq!(status, 401);
+    let webinar = Signer::new(SECRET.as_bytes()).mint(
+        Scope::Webinar("w".into()),
+        crate::helpers::now_ms() + 60_000,
+    );
+    let (status, _) = app.post_batch(body, &webinar).await;
+    assert_eq!(status, 403);
+}
+
+#[tokio::test]
+async fn public_endpoints_are_rate_limited_per_client() {
+    let app = spawn_app_with(json!({"http": {"rate_limit_per_sec": 5}})).await;
+    let mut statuses = Vec::new();
+    for i in 0..20 {
+        let (status, _) = app
+            .post(
+                "/api/webinars/w/presence/ping",
+                format!(r#"{{"viewer_id":"u{i}"}}"#),
+            )
+            .await;
+        statuses.push(status);
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert_eq!(statuses[0], 202);
+    let (_, metrics) = app.get("/metrics").await;
+    assert!(
+        metrics
+            .as_str()
+            .unwrap()
+            .contains("eventflow_records_total{type=\"presence\",outcome=\"rejected\"}")
+    );
+}
+
+#[tokio::test]
+async fn browser_endpoints_answer_cors_preflights_for_allowed_origins() {
+    let app =
+        spawn_app_with(json!({"http": {"allowed_origins": ["https://app.example.com"]}})).await;
+    let preflight = |origin: &'static str| {
+        app.client
+            .request(
+                reqwest::Method::OPTIONS,
+                format!("{}/api/webinars/w/presence/ping", app.base),
+            )
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "POST")
+            .header("Access-Control-Request-Headers", "content-type")
+            .send()
+    };
+    let ok = preflight("https://app.example.com").await.unwrap();
+    assert_eq!(
+        ok.headers().get("access-control-allow-origin").unwrap(),
+        "https://app.example.com"
+    );
+    let other = preflight("https://evil.example").await.unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+}

@@ -1,0 +1,7 @@
+//! Integration tests of the service, each through [`helpers::spawn_app`].
+
+mod helpers;
+mod ingest;
+mod live;
+mod reads;
+mod restart;

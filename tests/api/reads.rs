@@ -1,0 +1,189 @@
+//! Reads: the live count, access statistics and engagement, scoped tokens,
+//! health, readiness and metrics.
+
+use serde_json::json;
+
+use crate::helpers::{SECRET, eventually, now_ms, spawn_app};
+use eventflow::auth::{Scope, Signer};
+
+#[tokio::test]
+async fn a_ping_shows_in_the_live_count_then_in_final_buckets() {
+    let app = spawn_app().await;
+    for v in ["a", "b", "c"] {
+        let (status, _) = app
+            .post(
+                "/api/webinars/w-1/presence/ping",
+                format!(r#"{{"viewer_id":"{v}"}}"#),
+            )
+            .await;
+        assert_eq!(status, 202);
+    }
+    app.post("/api/webinars/w-1/presence/leave", r#"{"viewer_id":"c"}"#)
+        .await;
+    let live = eventually("the live count shows two viewers", || async {
+        let (_, v) = app.get("/api/webinars/w-1/live").await;
+        (v["live"] == 2).then_some(v)
+    })
+    .await;
+    assert_eq!(live["webinar_id"], "w-1");
+    assert_eq!(live["open_bucket"]["joins"], 3);
+    assert_eq!(live["open_bucket"]["leaves"], 1);
+
+    // Ticks (idle lag 0) close the 1 s bucket; the viewers expire after 1.5 s.
+    let buckets = eventually("the buckets become final and are stored", || async {
+        let (_, v) = app
+            .get(&format!(
+                "/api/webinars/w-1/stats/access?from={}",
+                now_ms() - 60_000
+            ))
+            .await;
+        let b = v["buckets"].as_array()?.clone();
+        let expired: u64 = b.iter().map(|x| x["expiries"].as_u64().unwrap()).sum();
+        (expired == 2).then_some(b)
+    })
+    .await;
+    let first = &buckets[0];
+    assert_eq!(first["max_concurrent"], 3);
+    assert_eq!(first["unique_viewers"], 3);
+    assert_eq!(first["pings"], 3);
+    for b in &buckets {
+        assert_eq!(
+            b["bucket_end"].as_i64().unwrap() - b["bucket_start"].as_i64().unwrap(),
+            1000
+        );
+    }
+    let (_, hourly) = app
+        .get(&format!(
+            "/api/webinars/w-1/stats/access?from={}&interval=1h",
+            now_ms() - 60_000
+        ))
+        .await;
+    let hour = &hourly["buckets"][0];
+    assert_eq!(hourly["interval"], "1h");
+    assert_eq!(
+        hour["bucket_end"].as_i64().unwrap() - hour["bucket_start"].as_i64().unwrap(),
+        3_600_000
+    );
+    assert_eq!(hour["max_concurrent"], 3);
+    assert_eq!(hour["min_concurrent"], 0);
+    assert_eq!(hour["joins"], 3);
+}
+
+#[tokio::test]
+async fn engagement_is_counted_by_kind() {
+    let app = spawn_app().await;
+    let events: Vec<_> = ["chat", "chat", "question", "cta"]
+        .iter()
+        .map(|k| json!({"type": "activity", "webinar_id": "w-e", "kind": k}))
+        .collect();
+    let (status, _) = app
+        .post_batch(serde_json::Value::from(events).to_string(), &app.token)
+        .await;
+    assert_eq!(status, 202);
+    let v = eventually("engagement is stored", || async {
+        let (_, v) = app
+            .get(&format!(
+                "/api/webinars/w-e/stats/engagement?from={}",
+                now_ms() - 60_000
+            ))
+            .await;
+        (v["total"] == 4).then_some(v)
+    })
+    .await;
+    assert_eq!(v["by_kind"]["chat"], 2);
+    assert_eq!(v["by_kind"]["question"], 1);
+    assert_eq!(v["by_kind"]["cta"], 1);
+    assert_eq!(v["by_kind"]["poll"], 0);
+}
+
+#[tokio::test]
+async fn tokens_are_scoped_to_one_webinar() {
+    let app = spawn_app().await;
+    let signer = Signer::new(SECRET.as_bytes());
+    let exp = now_ms() + 60_000;
+    let mine = signer.mint(Scope::Webinar("w-1".into()), exp);
+    let client = signer.mint(Scope::Client("c-1".into()), exp);
+    assert_eq!(app.get_as("/api/webinars/w-1/live", &mine).await.0, 200);
+    assert_eq!(app.get_as("/api/webinars/w-2/live", &mine).await.0, 403);
+    assert_eq!(app.get_as("/api/webinars/w-1/live", &client).await.0, 403);
+    assert_eq!(app.get_as("/api/webinars", &mine).await.0, 403);
+    let expired = signer.mint(Scope::Admin, now_ms() - 1);
+    let (status, body) = app.get_as("/api/webinars/w-1/live", &expired).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("the token has expired"))
+    );
+    let forged = Signer::new(b"other").mint(Scope::Admin, exp);
+    assert_eq!(app.get_as("/api/webinars/w-1/live", &forged).await.0, 401);
+    let r = app
+        .client
+        .get(format!("{}/api/webinars/w-1/live", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}
+
+#[tokio::test]
+async fn bad_ranges_and_intervals_say_why() {
+    let app = spawn_app().await;
+    let (status, v) = app
+        .get("/api/webinars/w/stats/access?from=2026-02-02&to=2026-02-01")
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("from: must be before to")
+    );
+    let (status, v) = app.get("/api/webinars/w/stats/access?from=last-week").await;
+    assert_eq!(status, 400);
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("from: \"last-week\" is not a date")
+    );
+    let (status, v) = app.get("/api/webinars/w/stats/access?interval=1w").await;
+    assert_eq!(status, 400);
+    assert_eq!(v["error"], "interval: \"1w\" is not one of 5m, 1h, 1d");
+    let (status, v) = app
+        .get("/api/webinars/w/stats/access?from=2026-01-01&to=2026-01-01")
+        .await;
+    assert_eq!(
+        (status, v["buckets"].clone()),
+        (200, json!([])),
+        "a date is inclusive: one whole day"
+    );
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics() {
+    let app = spawn_app().await;
+    let (status, v) = app.get("/healthz").await;
+    assert_eq!((status, v), (200, json!({"status": "ok"})));
+    let (status, v) = app.get("/readyz").await;
+    assert_eq!(status, 200);
+    assert_eq!(v["ready"], true);
+    app.post("/api/webinars/w/presence/ping", r#"{"viewer_id":"u"}"#)
+        .await;
+    app.wait_applied().await;
+    let (_, metrics) = app.get("/metrics").await;
+    let text = metrics.as_str().unwrap();
+    for name in [
+        "eventflow_records_total{type=\"presence\",outcome=\"accepted\"} 1",
+        "eventflow_records_total{type=\"presence\",outcome=\"applied\"} 1",
+        "eventflow_late_records_total",
+        "eventflow_clamped_records_total",
+        "eventflow_log_fsync_seconds_count",
+        "eventflow_bucket_flush_seconds_count",
+        "eventflow_websocket_clients",
+        "eventflow_live_viewers 1",
+    ] {
+        assert!(text.contains(name), "{name} missing from\n{text}");
+    }
+    let (status, page) = app.get("/").await;
+    assert_eq!(status, 200);
+    assert!(page.as_str().unwrap().contains("/ws/webinars/"));
+}
