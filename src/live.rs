@@ -11,7 +11,7 @@ use std::sync::Arc;
 use dashmap::DashMap;
 use tokio::sync::{broadcast, watch};
 
-use crate::engine::{LiveSnapshot, PresenceStats};
+use crate::engine::{LiveSnapshot, OpenPeriod, PresenceStats};
 
 /// The latest state of one webinar.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -21,6 +21,8 @@ pub struct LiveState {
     pub ts: i64,
     /// The open bucket so far, when the engine holds one.
     pub open_bucket: Option<PresenceStats>,
+    /// Distinct viewers so far of the open hour and day.
+    pub open_periods: Vec<OpenPeriod>,
 }
 
 impl From<&LiveSnapshot> for LiveState {
@@ -29,6 +31,7 @@ impl From<&LiveSnapshot> for LiveState {
             live: s.live,
             ts: s.ts,
             open_bucket: Some(s.open_bucket),
+            open_periods: s.open_periods.to_vec(),
         }
     }
 }
@@ -89,7 +92,7 @@ impl LiveHub {
                 let new = LiveState {
                     live: 0,
                     ts,
-                    open_bucket: None,
+                    ..LiveState::default()
                 };
                 let changed = *old != new;
                 *old = new;
@@ -148,7 +151,7 @@ mod tests {
         LiveState {
             live,
             ts,
-            open_bucket: None,
+            ..LiveState::default()
         }
     }
 

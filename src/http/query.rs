@@ -184,18 +184,22 @@ pub async fn access(
                 .store
                 .presence_buckets(&webinar_id, first.0, last.1)
                 .await?;
-            let uniques: HashMap<i64, u32> = s
+            let mut uniques: HashMap<i64, u32> = s
                 .store
                 .rollups(&webinar_id, interval, first.0, last.1)
                 .await?
                 .into_iter()
                 .map(|(start, _, u)| (start, u))
                 .collect();
+            // The period still open has no rollup yet: the engine's count so far.
+            for open in s.hub.state(&webinar_id).open_periods {
+                if open.period.as_str() == interval {
+                    uniques.entry(open.start).or_insert(open.unique_viewers);
+                }
+            }
             merge(&rows, &periods, s.settings.window.bucket_ms)
                 .into_iter()
                 .map(|mut m| {
-                    // A period still open has no rollup yet: its distinct
-                    // viewers so far are at least those of its busiest bucket.
                     if let Some(u) = uniques.get(&m.bucket_start) {
                         m.unique_viewers = *u;
                     }

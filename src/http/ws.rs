@@ -200,6 +200,7 @@ mod tests {
                 live: 1,
                 ts: 10,
                 open_bucket: None,
+                open_periods: Vec::new(),
             },
         );
         let sub = hub.subscribe("w");
@@ -226,6 +227,7 @@ mod tests {
                 live: 2,
                 ts: 20,
                 open_bucket: None,
+                open_periods: Vec::new(),
             },
         );
         let first = text(out_rx.next().await.unwrap());
@@ -242,6 +244,7 @@ mod tests {
                     live,
                     ts: 30,
                     open_bucket: None,
+                    open_periods: Vec::new(),
                 },
             );
             tokio::time::advance(Duration::from_millis(10)).await;

@@ -67,6 +67,18 @@ async fn a_ping_shows_in_the_live_count_then_in_final_buckets() {
     assert_eq!(hour["max_concurrent"], 3);
     assert_eq!(hour["min_concurrent"], 0);
     assert_eq!(hour["joins"], 3);
+    assert_eq!(
+        hour["unique_viewers"], 3,
+        "the open hour's distinct viewers so far"
+    );
+    let (_, daily) = app
+        .get(&format!(
+            "/api/webinars/w-1/stats/access?from={}&interval=1d",
+            now_ms() - 60_000
+        ))
+        .await;
+    assert_eq!(daily["buckets"][0]["unique_viewers"], 3);
+    assert_eq!(daily["buckets"][0]["pings"], 3);
 }
 
 #[tokio::test]
