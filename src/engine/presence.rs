@@ -162,50 +162,61 @@ impl Viewer {
 }
 
 /// Viewer records of every webinar, addressed by `u32`; freed slots are
-/// chained through `next`.
+/// chained through `next`. Records live in fixed pages, so growing never
+/// copies them and never holds more than one page of slack.
 #[derive(Default)]
 pub struct Slab {
-    items: Vec<Viewer>,
+    pages: Vec<Vec<Viewer>>,
+    pub(crate) len: u32,
     free: Option<u32>,
 }
+
+const PAGE_BITS: u32 = 14;
+const PAGE: usize = 1 << PAGE_BITS;
 
 impl Slab {
     fn alloc(&mut self, v: Viewer) -> u32 {
         match self.free {
             Some(i) => {
-                let next = self.items[i as usize].next;
+                let next = self[i].next;
                 self.free = (next != NIL).then_some(next);
-                self.items[i as usize] = v;
+                self[i] = v;
                 i
             }
             None => {
-                self.items.push(v);
-                u32::try_from(self.items.len() - 1).expect("fewer than 2^32 viewers")
+                let i = self.len;
+                assert!(i < NIL, "fewer than 2^32 - 1 viewers");
+                if i as usize % PAGE == 0 {
+                    self.pages.push(Vec::with_capacity(PAGE));
+                }
+                self.pages.last_mut().expect("a page").push(v);
+                self.len += 1;
+                i
             }
         }
     }
 
     fn release(&mut self, i: u32) {
-        self.items[i as usize].next = self.free.unwrap_or(NIL);
+        self[i].next = self.free.unwrap_or(NIL);
         self.free = Some(i);
     }
 
     /// Bytes held by viewer records.
     pub fn capacity_bytes(&self) -> usize {
-        self.items.capacity() * std::mem::size_of::<Viewer>()
+        self.pages.iter().map(|p| p.capacity()).sum::<usize>() * std::mem::size_of::<Viewer>()
     }
 }
 
 impl std::ops::Index<u32> for Slab {
     type Output = Viewer;
     fn index(&self, i: u32) -> &Viewer {
-        &self.items[i as usize]
+        &self.pages[(i >> PAGE_BITS) as usize][i as usize & (PAGE - 1)]
     }
 }
 
 impl std::ops::IndexMut<u32> for Slab {
     fn index_mut(&mut self, i: u32) -> &mut Viewer {
-        &mut self.items[i as usize]
+        &mut self.pages[(i >> PAGE_BITS) as usize][i as usize & (PAGE - 1)]
     }
 }
 
