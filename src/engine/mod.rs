@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::event::{Event, EventType, PresenceAction};
 pub use bucket::{ActivityBucket, Output, Period, PresenceBucket, PresenceStats, RollupBucket};
 pub use presence::{LiveSnapshot, OpenPeriod};
-use presence::{Params, Slab, ViewerKey, Webinar, WebinarState};
+use presence::{Params, Slab, ViewerKey, Webinar, WebinarState, webinar_hash};
 
 /// The engine's settings (DESIGN §10 `window.*`, `presence.ttl_ms`,
 /// `stats.timezone`).
@@ -146,7 +146,8 @@ pub struct Engine {
     params: Params,
     /// Clock set by the latest tick: every entity's clock is at least this.
     tick_clock: i64,
-    webinar_index: HashMap<Arc<str>, u32>,
+    /// Slots of `webinars`, by [`webinar_hash`].
+    webinar_index: hashbrown::HashTable<u32>,
     webinars: Vec<Webinar>,
     slab: Slab,
     /// Campaigns (and `""` for page views without one) whose clock is ahead
@@ -185,7 +186,7 @@ impl Engine {
             params: config.params(),
             config,
             tick_clock: i64::MIN,
-            webinar_index: HashMap::new(),
+            webinar_index: hashbrown::HashTable::new(),
             webinars: Vec::new(),
             slab: Slab::default(),
             campaign_clocks: HashMap::new(),
@@ -232,13 +233,45 @@ impl Engine {
             .collect();
         for w in state.webinars {
             let webinar = Webinar::restore(w, &mut engine.slab);
-            engine
-                .webinar_index
-                .insert(webinar.id.clone(), engine.webinars.len() as u32);
             engine.changed.push(webinar.id.clone());
-            engine.webinars.push(webinar);
+            engine.index_webinar(webinar);
         }
         Ok(engine)
+    }
+
+    /// The slot of webinar `id`.
+    fn slot(&self, id: &str) -> Option<usize> {
+        let hash = webinar_hash(id);
+        let webinars = &self.webinars;
+        self.webinar_index
+            .find(hash, |&w| webinars[w as usize].is(hash, id))
+            .map(|&w| w as usize)
+    }
+
+    /// Adds a webinar in a new slot; returns the slot.
+    fn index_webinar(&mut self, webinar: Webinar) -> usize {
+        let w = self.webinars.len();
+        let webinars = &self.webinars;
+        self.webinar_index
+            .insert_unique(webinar.hash, w as u32, |&x| webinars[x as usize].hash);
+        self.webinars.push(webinar);
+        w
+    }
+
+    /// Drops the webinar in slot `w`; the last one moves into its slot.
+    fn drop_webinar(&mut self, w: usize) -> Webinar {
+        let (hash, last) = (self.webinars[w].hash, self.webinars.len() - 1);
+        let webinars = &self.webinars;
+        if let Ok(e) = self.webinar_index.find_entry(hash, |&x| x as usize == w) {
+            e.remove();
+        }
+        if w != last {
+            let moved = webinars[last].hash;
+            if let Some(slot) = self.webinar_index.find_mut(moved, |&x| x as usize == last) {
+                *slot = w as u32;
+            }
+        }
+        self.webinars.swap_remove(w)
     }
 
     /// Calls `f` for each webinar changed since the last call: with its
@@ -246,9 +279,9 @@ impl Engine {
     /// nothing open).
     pub fn take_changed(&mut self, mut f: impl FnMut(&Arc<str>, Option<&LiveSnapshot>)) {
         for id in std::mem::take(&mut self.changed) {
-            match self.webinar_index.get(&*id) {
-                Some(&w) => {
-                    let webinar = &mut self.webinars[w as usize];
+            match self.slot(&id) {
+                Some(w) => {
+                    let webinar = &mut self.webinars[w];
                     if webinar.dirty {
                         webinar.dirty = false;
                         f(&id, Some(&webinar.snapshot(&self.params)));
@@ -340,24 +373,20 @@ impl Engine {
 
     /// The webinar's slot, with its clock advanced to the event's effective time.
     fn webinar_at(&mut self, id: &str, ts: i64) -> (usize, Applied) {
-        match self.webinar_index.get(id) {
-            Some(&w) => {
-                let w = w as usize;
+        let (w, applied) = match self.slot(id) {
+            Some(w) => {
                 let applied = self.effective(self.webinars[w].clock, ts);
                 self.webinars[w].advance(applied.ts, &self.params, &mut self.slab, &mut self.out);
-                self.mark(w);
                 (w, applied)
             }
             None => {
                 let applied = self.effective(self.tick_clock, ts);
-                let id: Arc<str> = id.into();
-                let w = self.webinars.len();
-                self.webinar_index.insert(id.clone(), w as u32);
-                self.webinars
-                    .push(Webinar::new(id, applied.ts, &self.params));
-                (w, applied)
+                let webinar = Webinar::new(id.into(), applied.ts, &self.params);
+                (self.index_webinar(webinar), applied)
             }
-        }
+        };
+        self.mark(w);
+        (w, applied)
     }
 
     fn campaign_at(&mut self, id: &str, ts: i64) -> Applied {
@@ -389,16 +418,9 @@ impl Engine {
             }
             let webinar = &self.webinars[w];
             if webinar.is_idle() && webinar.clock == ts {
-                let gone = self.webinars.swap_remove(w);
-                self.webinar_index.remove(&*gone.id);
+                let gone = self.drop_webinar(w);
                 if !gone.dirty {
                     self.changed.push(gone.id.clone());
-                }
-                if let Some(moved) = self.webinars.get(w) {
-                    *self
-                        .webinar_index
-                        .get_mut(&*moved.id)
-                        .expect("every webinar is indexed") = w as u32;
                 }
             } else {
                 w += 1;
@@ -424,9 +446,8 @@ impl Engine {
     /// The live count and open bucket of a webinar. A webinar the engine
     /// holds no state for has nobody live (at the tick clock).
     pub fn live(&self, webinar_id: &str) -> Option<LiveSnapshot> {
-        self.webinar_index
-            .get(webinar_id)
-            .map(|&w| self.webinars[w as usize].snapshot(&self.params))
+        self.slot(webinar_id)
+            .map(|w| self.webinars[w].snapshot(&self.params))
     }
 
     /// Webinars with state in memory.

@@ -366,8 +366,20 @@ pub struct LiveSnapshot {
     pub open_periods: [OpenPeriod; 2],
 }
 
+/// Ids up to this long are compared inline, without following `id`.
+const INLINE_ID: usize = 24;
+
+/// The 64-bit hash a webinar is indexed by.
+pub fn webinar_hash(id: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(id.as_bytes())
+}
+
 /// All state of one webinar.
 pub struct Webinar {
+    /// `webinar_hash(id)`.
+    pub hash: u64,
+    inline_len: u8,
+    inline_id: [u8; INLINE_ID],
     pub id: Arc<str>,
     /// The webinar's clock: the largest effective time applied.
     pub clock: i64,
@@ -387,7 +399,11 @@ impl Webinar {
         let windows = [0, 1, 2].map(|level| Distinct::open(p, level, t, 0));
         let mut open = Open::new(windows[BUCKET].start);
         open.integrate(0, t);
+        let (inline_len, inline_id) = inline(&id);
         Webinar {
+            hash: webinar_hash(&id),
+            inline_len,
+            inline_id,
             id,
             clock: t,
             dirty: false,
@@ -402,6 +418,17 @@ impl Webinar {
 
     pub fn live(&self) -> u32 {
         self.live
+    }
+
+    /// Whether this is webinar `id`, whose hash is `hash`.
+    pub fn is(&self, hash: u64, id: &str) -> bool {
+        self.hash == hash
+            && if id.len() <= INLINE_ID {
+                usize::from(self.inline_len) == id.len()
+                    && &self.inline_id[..id.len()] == id.as_bytes()
+            } else {
+                &*self.id == id
+            }
     }
 
     /// Nothing live and nothing to emit: the webinar's whole state is its clock.
@@ -670,6 +697,9 @@ impl Webinar {
     /// The live count, the open bucket and the open periods so far.
     pub fn snapshot(&self, p: &Params) -> LiveSnapshot {
         let mut copy = Webinar {
+            hash: self.hash,
+            inline_len: self.inline_len,
+            inline_id: self.inline_id,
             id: self.id.clone(),
             clock: self.clock,
             dirty: false,
@@ -723,7 +753,11 @@ impl Webinar {
 
     /// A webinar from a checkpoint.
     pub fn restore(s: WebinarState, slab: &mut Slab) -> Webinar {
+        let (inline_len, inline_id) = inline(&s.id);
         let mut w = Webinar {
+            hash: webinar_hash(&s.id),
+            inline_len,
+            inline_id,
             id: s.id.into(),
             clock: s.clock,
             dirty: true,
@@ -749,6 +783,16 @@ impl Webinar {
             }
         }
         w
+    }
+}
+
+fn inline(id: &str) -> (u8, [u8; INLINE_ID]) {
+    let mut bytes = [0u8; INLINE_ID];
+    if id.len() <= INLINE_ID {
+        bytes[..id.len()].copy_from_slice(id.as_bytes());
+        (id.len() as u8, bytes)
+    } else {
+        (u8::MAX, bytes)
     }
 }
 
