@@ -88,6 +88,17 @@ impl Store {
         MIGRATOR.run(&self.pool).await
     }
 
+    /// Runs one statement outside the schema (creating or dropping a
+    /// database, for tests and tools).
+    pub async fn execute_admin(&self, sql: &str) -> Result<(), sqlx::Error> {
+        sqlx::raw_sql(sql).execute(&self.pool).await.map(|_| ())
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
     /// A cheap round trip, for readiness.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
         sqlx::query("SELECT 1")
@@ -246,7 +257,7 @@ impl Store {
         to: i64,
     ) -> Result<Vec<(String, u64)>, sqlx::Error> {
         let rows = sqlx::query(
-            "SELECT kind, SUM(events) FROM activity_buckets \
+            "SELECT kind, CAST(SUM(events) AS BIGINT) FROM activity_buckets \
              WHERE webinar_id = $1 AND bucket_start >= $2 AND bucket_start < $3 GROUP BY kind ORDER BY kind",
         )
         .bind(webinar_id)

@@ -178,3 +178,22 @@ where
 pub fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
 }
+
+/// A fresh Postgres database on the test server (scripts/services starts
+/// it); its URL.
+pub async fn fresh_postgres() -> String {
+    let name = format!(
+        "ef_api_{}_{}",
+        std::process::id(),
+        jiff::Timestamp::now().as_nanosecond() % 1_000_000_000
+    );
+    let admin = eventflow::store::Store::connect("postgres://postgres@127.0.0.1:5432/test")
+        .await
+        .expect("Postgres on 127.0.0.1:5432");
+    admin
+        .execute_admin(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    admin.close().await;
+    format!("postgres://postgres@127.0.0.1:5432/{name}")
+}

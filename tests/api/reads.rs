@@ -199,3 +199,30 @@ async fn health_readiness_and_metrics() {
     assert_eq!(status, 200);
     assert!(page.as_str().unwrap().contains("/ws/webinars/"));
 }
+
+#[tokio::test]
+async fn with_postgres_configured_the_rows_go_there() {
+    let url = crate::helpers::fresh_postgres().await;
+    let app = crate::helpers::spawn_app_with(json!({"postgres": {"url": url}})).await;
+    app.post("/api/webinars/w-pg/presence/ping", r#"{"viewer_id":"a"}"#)
+        .await;
+    let buckets = eventually("a final bucket is stored", || async {
+        let (_, v) = app
+            .get(&format!(
+                "/api/webinars/w-pg/stats/access?from={}",
+                now_ms() - 60_000
+            ))
+            .await;
+        let b = v["buckets"].as_array()?.clone();
+        (!b.is_empty()).then_some(b)
+    })
+    .await;
+    assert_eq!(buckets[0]["joins"], 1);
+    app.stop().await;
+    let store = eventflow::store::Store::connect(&url).await.unwrap();
+    let rows = store.all_presence().await.unwrap();
+    assert!(
+        rows.iter().any(|(w, s)| w == "w-pg" && s.joins == 1),
+        "{rows:?}"
+    );
+}
