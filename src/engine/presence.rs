@@ -162,17 +162,26 @@ impl Viewer {
 }
 
 /// Viewer records of every webinar, addressed by `u32`; freed slots are
-/// chained through `next`. Records live in fixed pages, so growing never
+/// chained through `next`. Records live in fixed-size pages, so growing never
 /// copies them and never holds more than one page of slack.
 #[derive(Default)]
 pub struct Slab {
-    pages: Vec<Vec<Viewer>>,
+    pages: Vec<Box<[Viewer; PAGE]>>,
     pub(crate) len: u32,
     free: Option<u32>,
 }
 
 const PAGE_BITS: u32 = 14;
 const PAGE: usize = 1 << PAGE_BITS;
+
+const VACANT: Viewer = Viewer {
+    key_hi: 0,
+    key_lo: 0,
+    seen: [0; LEVELS],
+    end: 0,
+    prev: NIL,
+    next: NIL,
+};
 
 impl Slab {
     fn alloc(&mut self, v: Viewer) -> u32 {
@@ -187,10 +196,14 @@ impl Slab {
                 let i = self.len;
                 assert!(i < NIL, "fewer than 2^32 - 1 viewers");
                 if i as usize % PAGE == 0 {
-                    self.pages.push(Vec::with_capacity(PAGE));
+                    let page: Box<[Viewer; PAGE]> = vec![VACANT; PAGE]
+                        .into_boxed_slice()
+                        .try_into()
+                        .unwrap_or_else(|_| unreachable!("a page has PAGE records"));
+                    self.pages.push(page);
                 }
-                self.pages.last_mut().expect("a page").push(v);
                 self.len += 1;
+                self[i] = v;
                 i
             }
         }
@@ -203,18 +216,20 @@ impl Slab {
 
     /// Bytes held by viewer records.
     pub fn capacity_bytes(&self) -> usize {
-        self.pages.iter().map(|p| p.capacity()).sum::<usize>() * std::mem::size_of::<Viewer>()
+        self.pages.len() * PAGE * std::mem::size_of::<Viewer>()
     }
 }
 
 impl std::ops::Index<u32> for Slab {
     type Output = Viewer;
+    #[inline]
     fn index(&self, i: u32) -> &Viewer {
         &self.pages[(i >> PAGE_BITS) as usize][i as usize & (PAGE - 1)]
     }
 }
 
 impl std::ops::IndexMut<u32> for Slab {
+    #[inline]
     fn index_mut(&mut self, i: u32) -> &mut Viewer {
         &mut self.pages[(i >> PAGE_BITS) as usize][i as usize & (PAGE - 1)]
     }
@@ -233,6 +248,7 @@ impl List {
         tail: NIL,
     };
 
+    #[inline]
     fn push_back(&mut self, slab: &mut Slab, i: u32) {
         slab[i].prev = self.tail;
         slab[i].next = NIL;
@@ -244,6 +260,7 @@ impl List {
         self.tail = i;
     }
 
+    #[inline]
     fn unlink(&mut self, slab: &mut Slab, i: u32) {
         let (prev, next) = (slab[i].prev, slab[i].next);
         if prev == NIL {
