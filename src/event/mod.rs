@@ -13,6 +13,8 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+mod scan;
+
 /// Largest accepted event, in bytes of JSON.
 pub const MAX_EVENT_BYTES: usize = 16 * 1024;
 /// Longest identifier (`webinar_id`, `viewer_id`, ...), in characters.
@@ -396,8 +398,9 @@ fn c<'a>(v: Option<S<'a>>) -> Option<Cow<'a, str>> {
 }
 
 /// The record as serde sees it: every field of every type, all optional, so
-/// that the rules below can name the field that is wrong.
-#[derive(Deserialize)]
+/// that the rules below can name the field that is wrong. [`scan`] builds
+/// the same from flat records without serde.
+#[derive(Deserialize, Default)]
 struct Raw<'a> {
     #[serde(rename = "type", borrow)]
     kind_tag: Option<S<'a>>,
@@ -441,7 +444,7 @@ struct Raw<'a> {
     status: Option<u16>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct RawUtm<'a> {
     #[serde(borrow)]
     source: Option<S<'a>>,
@@ -484,6 +487,14 @@ pub fn decode(bytes: &[u8]) -> Result<Event<'_>, DecodeError> {
     if bytes.len() > MAX_EVENT_BYTES {
         return Err(too_large(bytes.len()));
     }
+    if let Some(raw) = scan::scan(bytes) {
+        return validate(raw);
+    }
+    decode_with_serde(bytes)
+}
+
+/// The general path: serde, with a diagnosis of what it refused.
+fn decode_with_serde(bytes: &[u8]) -> Result<Event<'_>, DecodeError> {
     match serde_json::from_slice::<Raw<'_>>(bytes) {
         Ok(raw) => validate(raw),
         Err(err) => Err(diagnose(bytes, &err)),
