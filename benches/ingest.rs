@@ -222,7 +222,7 @@ fn row(name: &str, value: String, target: &str) {
 }
 
 fn ms(h: &hdrhistogram::Histogram<u64>, q: f64) -> String {
-    format!("{:.1} ms", h.value_at_quantile(q) as f64 / 1000.0)
+    format!("{:.2} ms", h.value_at_quantile(q) as f64 / 1000.0)
 }
 
 fn main() {
