@@ -18,7 +18,8 @@ pub struct RecordLabels {
     /// `presence`, `activity`, ... (`unknown` when the type was unreadable).
     pub r#type: String,
     /// `accepted` (acknowledged by ingest), `rejected` (refused by ingest),
-    /// `applied` (folded in by the engine), `invalid` (unreadable in the log).
+    /// `applied` (folded in by the engine), `invalid` (unreadable in the log),
+    /// `duplicate` (an `id` seen within the dedupe window; type `any`).
     pub outcome: String,
 }
 

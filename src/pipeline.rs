@@ -221,6 +221,8 @@ impl EngineTask {
             self.metrics
                 .record(t.as_str(), "applied", now.applied(t) - counted.applied(t));
         }
+        self.metrics
+            .record("any", "duplicate", now.duplicates - counted.duplicates);
         self.metrics.late.inc_by(now.late - counted.late);
         self.metrics.clamped.inc_by(now.clamped - counted.clamped);
         self.metrics

@@ -47,6 +47,8 @@ pub struct Summary {
     pub invalid: u64,
     pub late: u64,
     pub clamped: u64,
+    /// Records whose `id` repeated one within the dedupe window.
+    pub duplicates: u64,
     pub buckets: u64,
     /// The first [`INVALID_SHOWN`] invalid lines: line number and reason.
     pub first_invalid: Vec<(u64, String)>,
@@ -54,11 +56,15 @@ pub struct Summary {
 
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
+        write!(
             f,
-            "replay: {} records read, {} applied, {} invalid, {} late, {} clamped; {} buckets written",
-            self.read, self.applied, self.invalid, self.late, self.clamped, self.buckets
+            "replay: {} records read, {} applied, {} invalid, {} late, {} clamped",
+            self.read, self.applied, self.invalid, self.late, self.clamped
         )?;
+        if self.duplicates > 0 {
+            write!(f, ", {} duplicates", self.duplicates)?;
+        }
+        writeln!(f, "; {} buckets written", self.buckets)?;
         for (line, reason) in &self.first_invalid {
             writeln!(f, "  line {line}: {reason}")?;
         }
@@ -99,6 +105,7 @@ pub fn replay(
             .map_err(|e| e.to_string())
             .and_then(|ev| engine.apply(&ev, None).map_err(|e| e.to_string()));
         match result {
+            Ok(a) if a.duplicate => summary.duplicates += 1,
             Ok(_) => summary.applied += 1,
             Err(reason) => summary.record_invalid(line_no, reason),
         }
@@ -352,6 +359,67 @@ mod tests {
         );
         assert_eq!(out.lines().count(), 2);
         assert!(s.to_string().contains("line 4: ts: is required"));
+    }
+
+    #[test]
+    fn redelivered_ids_are_counted_apart() {
+        let line = r#"{"type":"presence","id":"e1","webinar_id":"w","viewer_id":"a","action":"ping","ts":5}"#;
+        let (out, s) = run(&[line, line].join("\n"), &small());
+        assert_eq!((s.read, s.applied, s.duplicates), (2, 1, 1));
+        assert!(s.to_string().contains("0 clamped, 1 duplicates; "));
+        assert!(out.contains("\"pings\":1,"));
+    }
+
+    #[test]
+    fn a_checkpoint_resumes_exactly() {
+        let log = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/golden/realistic.jsonl"
+        ))
+        .unwrap();
+        let lines: Vec<&str> = log.lines().collect();
+        let rows = |e: &mut Engine, out: &mut Vec<Output>| out.extend(e.drain());
+        let apply = |e: &mut Engine, l: &str| {
+            e.apply(&event::decode(l.as_bytes()).unwrap(), None)
+                .unwrap();
+        };
+        let mut whole = Engine::new(EngineConfig::default()).unwrap();
+        let mut expected = Vec::new();
+        for l in &lines {
+            apply(&mut whole, l);
+            rows(&mut whole, &mut expected);
+        }
+        whole.finish();
+        rows(&mut whole, &mut expected);
+        for cut in [1, lines.len() / 3, lines.len() / 2, lines.len() - 1] {
+            let mut first = Engine::new(EngineConfig::default()).unwrap();
+            let mut got = Vec::new();
+            for l in &lines[..cut] {
+                apply(&mut first, l);
+                rows(&mut first, &mut got);
+            }
+            let mut second = Engine::restore(EngineConfig::default(), &first.save()).unwrap();
+            for l in &lines[cut..] {
+                apply(&mut second, l);
+                rows(&mut second, &mut got);
+            }
+            second.finish();
+            rows(&mut second, &mut got);
+            assert_eq!(got, expected, "resumed after line {cut}");
+            assert_eq!(second.counters(), whole.counters());
+        }
+        let other = EngineConfig {
+            bucket_ms: 60_000,
+            ..EngineConfig::default()
+        };
+        let err = Engine::restore(other, &whole.save())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("bucket_ms=300000") && err.contains("bucket_ms=60000"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -119,6 +119,41 @@ pub struct Applied {
     pub late: bool,
     /// More than `max_future_ms` ahead of its arrival: applied at arrival.
     pub clamped: bool,
+    /// Its `id` was applied within [`DEDUPE_WINDOW_MS`]: not applied again.
+    pub duplicate: bool,
+}
+
+/// How long, in event time, an event `id` makes redelivery idempotent (the
+/// same as JetStream's default duplicate window).
+pub const DEDUPE_WINDOW_MS: i64 = 120_000;
+
+/// Fingerprints of the `id`s applied within the dedupe window, oldest first.
+#[derive(Default)]
+struct RecentIds {
+    set: hashbrown::HashSet<u128>,
+    order: std::collections::VecDeque<(i64, u128)>,
+    /// The latest event time seen with an id.
+    high_water: i64,
+}
+
+impl RecentIds {
+    /// Whether `id` at time `ts` repeats one within the window; records it if not.
+    fn repeats(&mut self, id: &str, ts: i64) -> bool {
+        self.high_water = self.high_water.max(ts);
+        while let Some(&(t, fp)) = self.order.front() {
+            if t >= self.high_water - DEDUPE_WINDOW_MS {
+                break;
+            }
+            self.set.remove(&fp);
+            self.order.pop_front();
+        }
+        let fp = xxhash_rust::xxh3::xxh3_128(id.as_bytes());
+        if !self.set.insert(fp) {
+            return true;
+        }
+        self.order.push_back((ts, fp));
+        false
+    }
 }
 
 /// Running totals of what the engine applied.
@@ -128,6 +163,8 @@ pub struct Counters {
     pub applied: [u64; EventType::ALL.len()],
     pub late: u64,
     pub clamped: u64,
+    /// Records skipped because their `id` repeated one within the window.
+    pub duplicates: u64,
 }
 
 impl Counters {
@@ -154,6 +191,7 @@ pub struct Engine {
     /// of `tick_clock`.
     campaign_clocks: HashMap<Box<str>, i64>,
     counters: Counters,
+    recent_ids: RecentIds,
     out: Vec<Output>,
     /// Webinars changed since [`Engine::take_changed`] last ran.
     changed: Vec<Arc<str>>,
@@ -176,6 +214,8 @@ struct EngineState {
     webinars: Vec<WebinarState>,
     campaign_clocks: Vec<(String, i64)>,
     counters: Counters,
+    recent_ids: Vec<(i64, u128)>,
+    ids_high_water: i64,
 }
 
 impl Engine {
@@ -191,6 +231,7 @@ impl Engine {
             slab: Slab::default(),
             campaign_clocks: HashMap::new(),
             counters: Counters::default(),
+            recent_ids: RecentIds::default(),
             out: Vec::new(),
             changed: Vec::new(),
         })
@@ -208,6 +249,8 @@ impl Engine {
                 .map(|(k, v)| (k.to_string(), *v))
                 .collect(),
             counters: self.counters.clone(),
+            recent_ids: self.recent_ids.order.iter().copied().collect(),
+            ids_high_water: self.recent_ids.high_water,
         };
         postcard::to_stdvec(&state).expect("engine state serializes")
     }
@@ -226,6 +269,11 @@ impl Engine {
         let mut engine = Engine::new(config)?;
         engine.tick_clock = state.tick_clock;
         engine.counters = state.counters;
+        engine.recent_ids = RecentIds {
+            set: state.recent_ids.iter().map(|&(_, fp)| fp).collect(),
+            order: state.recent_ids.into(),
+            high_water: state.ids_high_water,
+        };
         engine.campaign_clocks = state
             .campaign_clocks
             .into_iter()
@@ -326,6 +374,16 @@ impl Engine {
             ts = arrival;
             clamped = true;
         }
+        if let Some(id) = event.id()
+            && self.recent_ids.repeats(id, ts)
+        {
+            self.counters.duplicates += 1;
+            return Ok(Applied {
+                ts,
+                duplicate: true,
+                ..Applied::default()
+            });
+        }
         let applied = match event {
             Event::Presence(e) => {
                 let (w, applied) = self.webinar_at(&e.webinar_id, ts);
@@ -351,8 +409,7 @@ impl Engine {
                 self.tick(t.ts);
                 Applied {
                     ts: t.ts.max(self.tick_clock),
-                    late: false,
-                    clamped: false,
+                    ..Applied::default()
                 }
             }
         };
@@ -367,7 +424,7 @@ impl Engine {
         Applied {
             ts: ts.max(clock),
             late: ts < clock.saturating_sub(self.config.late_ms),
-            clamped: false,
+            ..Applied::default()
         }
     }
 
@@ -396,7 +453,7 @@ impl Engine {
         let applied = Applied {
             ts: ts.max(*clock),
             late: ts < clock.saturating_sub(late_ms),
-            clamped: false,
+            ..Applied::default()
         };
         *clock = applied.ts;
         applied
@@ -764,6 +821,51 @@ mod tests {
         let a = e.apply(&ping("b", 2_000), Some(1_000)).unwrap();
         assert_eq!((a.ts, a.clamped), (1_000, true));
         assert_eq!(e.counters().clamped, 1);
+    }
+
+    #[test]
+    fn a_repeated_id_is_applied_once_within_the_window() {
+        let with_id = |v: &'static str, ts: i64, id: &'static str| {
+            Event::Presence(Presence {
+                id: Some(id.into()),
+                webinar_id: "w".into(),
+                viewer_id: v.into(),
+                action: PresenceAction::Ping,
+                ts: Some(ts),
+            })
+        };
+        let mut e = engine();
+        assert!(!e.apply(&with_id("a", 0, "ev-1"), None).unwrap().duplicate);
+        assert!(e.apply(&with_id("b", 10, "ev-1"), None).unwrap().duplicate);
+        assert_eq!(
+            e.live("w").unwrap().live,
+            1,
+            "b's redelivered ping was skipped"
+        );
+        assert!(!e.apply(&with_id("b", 20, "ev-2"), None).unwrap().duplicate);
+        // Past the window the id is forgotten.
+        e.apply(&with_id("c", DEDUPE_WINDOW_MS + 1, "ev-3"), None)
+            .unwrap();
+        assert!(
+            !e.apply(&with_id("d", DEDUPE_WINDOW_MS + 2, "ev-1"), None)
+                .unwrap()
+                .duplicate
+        );
+        assert_eq!(e.counters().duplicates, 1);
+        // The window survives a checkpoint.
+        let mut restored = Engine::restore(e.config().clone(), &e.save()).unwrap();
+        assert!(
+            restored
+                .apply(&with_id("x", DEDUPE_WINDOW_MS + 3, "ev-3"), None)
+                .unwrap()
+                .duplicate
+        );
+        assert!(
+            !restored
+                .apply(&with_id("x", DEDUPE_WINDOW_MS + 3, "ev-4"), None)
+                .unwrap()
+                .duplicate
+        );
     }
 
     #[test]
