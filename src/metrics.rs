@@ -97,7 +97,7 @@ impl Metrics {
         let engine_lag_bytes = Gauge::default();
         registry.register(
             "engine_lag_bytes",
-            "Bytes of the local log written but not yet applied by the engine",
+            "Bytes of the local log committed but not yet applied by the engine (within the current day's file)",
             engine_lag_bytes.clone(),
         );
         let buckets_flushed = Counter::default();

@@ -156,6 +156,14 @@ impl EngineTask {
                 }
             }
             self.applied.send_replace(position);
+            let committed = *self.committed.borrow();
+            // Bytes behind within today's file (a day behind shows as the whole file).
+            let lag = if committed.day == position.day {
+                committed.offset.saturating_sub(position.offset)
+            } else {
+                committed.offset
+            };
+            self.metrics.engine_lag_bytes.set(lag as i64);
             if !recovered && position >= recovery_target {
                 recovered = true;
                 self.ready.send_modify(|r| r.recovered = true);

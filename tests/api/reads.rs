@@ -192,6 +192,7 @@ async fn health_readiness_and_metrics() {
         "eventflow_bucket_flush_seconds_count",
         "eventflow_websocket_clients",
         "eventflow_live_viewers 1",
+        "eventflow_engine_lag_bytes ",
     ] {
         assert!(text.contains(name), "{name} missing from\n{text}");
     }
