@@ -91,6 +91,11 @@ impl Application {
         let (applied_tx, applied) = watch::channel(from);
         let (checkpointed_tx, checkpointed) = watch::channel(from);
         let (store_tx, store_rx) = mpsc::channel(64);
+        let cache = settings
+            .redis
+            .url
+            .as_ref()
+            .map(|_| crate::cache::CacheFeed::new());
 
         let engine_thread = EngineTask {
             engine,
@@ -98,6 +103,7 @@ impl Application {
             committed: log.committed(),
             store: store_tx,
             hub: hub.clone(),
+            cache: cache.clone(),
             metrics: metrics.clone(),
             ready: ready_tx.clone(),
             applied: applied_tx,
@@ -112,9 +118,24 @@ impl Application {
             checkpoint_path,
             checkpointed_tx,
             metrics.clone(),
-            ready_tx,
+            ready_tx.clone(),
             clock.clone(),
         ));
+        let cache_writer = match (&settings.redis.url, cache) {
+            (Some(url), Some(feed)) => Some(tokio::spawn(crate::cache::writer(
+                url.clone(),
+                crate::cache::Keys {
+                    prefix: settings.redis.prefix.clone(),
+                },
+                feed,
+                hub.clone(),
+                store.clone(),
+                ready_tx.clone(),
+                clock.clone(),
+                shutdown.clone(),
+            ))),
+            _ => None,
+        };
 
         let limiter = Limiter::new(settings.http.rate_limit_per_sec);
         let state = Arc::new(Inner {
@@ -132,10 +153,11 @@ impl Application {
                 applied: applied.clone(),
             },
         });
-        let background = vec![
+        let mut background = vec![
             tokio::spawn(ticker(state.clone(), applied)),
             tokio::spawn(housekeeping(state.clone(), checkpointed)),
         ];
+        background.extend(cache_writer);
         Ok(Application {
             listener,
             state,

@@ -23,7 +23,7 @@ pub struct Settings {
     #[serde(default)]
     pub nats: External,
     #[serde(default)]
-    pub redis: External,
+    pub redis: Redis,
     #[serde(default)]
     pub postgres: External,
     pub window: Window,
@@ -55,6 +55,28 @@ pub struct Data {
 #[serde(deny_unknown_fields)]
 pub struct External {
     pub url: Option<String>,
+}
+
+/// Redis, switched on by its URL; keys live under `prefix`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Redis {
+    pub url: Option<String>,
+    #[serde(default = "default_redis_prefix")]
+    pub prefix: String,
+}
+
+impl Default for Redis {
+    fn default() -> Self {
+        Redis {
+            url: None,
+            prefix: default_redis_prefix(),
+        }
+    }
+}
+
+fn default_redis_prefix() -> String {
+    "eventflow".into()
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

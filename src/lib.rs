@@ -21,6 +21,7 @@
 //!   - [`store`] — final buckets in SQLite or Postgres (one schema,
 //!     `migrations/`).
 //!   - [`live`] — the hub fanning live counts out to readers.
+//!   - [`cache`] — Redis as the hot cache of live counts and recent buckets.
 //!   - [`http`] — ingest, reads, WebSockets, health, metrics, dashboard.
 //!   - [`auth`] — signed read tokens; [`metrics`] — Prometheus metrics.
 //!   - [`app`] — wiring and orderly shutdown; [`demo`] — a simulated audience.
@@ -28,6 +29,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod cache;
 pub mod config;
 pub mod demo;
 pub mod engine;

@@ -130,6 +130,14 @@ impl LiveHub {
         }
     }
 
+    /// Every webinar's latest state.
+    pub fn all_states(&self) -> Vec<(Arc<str>, LiveState)> {
+        self.webinars
+            .iter()
+            .map(|e| (e.key().clone(), e.state.borrow().clone()))
+            .collect()
+    }
+
     /// Webinars with someone live, most viewers first.
     pub fn live_webinars(&self) -> Vec<(Arc<str>, LiveState)> {
         let mut out: Vec<_> = self

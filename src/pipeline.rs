@@ -95,6 +95,8 @@ pub struct EngineTask {
     pub committed: watch::Receiver<Position>,
     pub store: mpsc::Sender<StoreMsg>,
     pub hub: Arc<LiveHub>,
+    /// Redis, when configured.
+    pub cache: Option<Arc<crate::cache::CacheFeed>>,
     pub metrics: Arc<Metrics>,
     pub ready: watch::Sender<Readiness>,
     /// Where the engine has read to (for tick writing: only while caught up).
@@ -207,6 +209,9 @@ impl EngineTask {
             match out {
                 Output::Presence(b) => {
                     self.hub.bucket(&b.webinar_id, b.stats);
+                    if let Some(cache) = &self.cache {
+                        cache.bucket(&b.webinar_id, b.stats);
+                    }
                     batch.presence.push(b);
                 }
                 Output::Activity(a) => batch.activity.push(a),
@@ -218,11 +223,26 @@ impl EngineTask {
 
     /// Live states of the webinars that changed, and counters.
     fn publish(&mut self, counted: &mut crate::engine::Counters) {
-        let hub = &self.hub;
+        let (hub, cache) = (&self.hub, &self.cache);
         let tick = self.engine.tick_clock().unwrap_or(0);
-        self.engine.take_changed(|id, snapshot| match snapshot {
-            Some(s) => hub.publish(id, LiveState::from(s)),
-            None => hub.forget(id, tick),
+        self.engine.take_changed(|id, snapshot| {
+            let state = match snapshot {
+                Some(s) => {
+                    let state = LiveState::from(s);
+                    hub.publish(id, state.clone());
+                    state
+                }
+                None => {
+                    hub.forget(id, tick);
+                    LiveState {
+                        ts: tick,
+                        ..LiveState::default()
+                    }
+                }
+            };
+            if let Some(cache) = cache {
+                cache.live(id, &state);
+            }
         });
         let now = self.engine.counters();
         for t in EventType::ALL {

@@ -284,6 +284,24 @@ impl Store {
             .collect()
     }
 
+    /// Final presence buckets starting at or after `since`, every webinar.
+    pub async fn presence_since(
+        &self,
+        since: i64,
+    ) -> Result<Vec<(std::sync::Arc<str>, PresenceStats)>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT bucket_start, bucket_end, min_concurrent, max_concurrent, live_ms, unique_viewers, \
+             pings, joins, leaves, expiries, webinar_id FROM presence_buckets WHERE bucket_start >= $1 \
+             ORDER BY webinar_id, bucket_start",
+        )
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get::<String, _>(10)?.into(), presence_row(r)?)))
+            .collect()
+    }
+
     /// The saved position of a source.
     pub async fn position(&self, source: &str) -> Result<Option<String>, sqlx::Error> {
         sqlx::query("SELECT position FROM source_positions WHERE source = $1")

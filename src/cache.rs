@@ -1,0 +1,247 @@
+//! Redis, the hot cache (DESIGN §7): per webinar the live count and the open
+//! bucket, the last 48 h of final buckets, and a pub/sub channel of live
+//! counts — everything under `redis.prefix`, every key with a TTL.
+//!
+//! The engine never waits for Redis: it drops changes into a [`CacheFeed`]
+//! (the latest state per webinar, and final buckets), which a writer task
+//! drains in pipelines. Every command has a response timeout. After a
+//! failure — Redis may come back empty — the writer rebuilds everything once
+//! it can write again: every webinar's state from the live hub and the last
+//! 48 h of buckets from the store. Redis is a cache: everything in it can be
+//! rebuilt, and is.
+//!
+//! Keys (`P` is the prefix, `W` a webinar id):
+//! - `P:webinar:W:live` — hash `live`, `ts`, `open_bucket` (JSON), TTL 1 day;
+//! - `P:webinar:W:buckets` — sorted set of final buckets (JSON in the replay
+//!   fields) scored by `bucket_start`, trimmed to 48 h, TTL 49 h;
+//! - `P:live:W` — pub/sub channel of `{"webinar_id","live","ts"}`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::PresenceStats;
+use crate::http::Readiness;
+use crate::http::query::{bucket_json, open_bucket_json};
+use crate::live::{LiveHub, LiveState};
+use crate::store::Store;
+use crate::util::{Clock, backoff};
+
+/// How much final-bucket history Redis keeps.
+pub const HISTORY_MS: i64 = 48 * 3_600_000;
+/// Buckets held while Redis is down before falling back to a reload.
+pub const MAX_PENDING_BUCKETS: usize = 100_000;
+const LIVE_TTL_S: i64 = 86_400;
+const BUCKETS_TTL_S: i64 = 49 * 3_600;
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Default)]
+struct Pending {
+    live: HashMap<Arc<str>, LiveState>,
+    buckets: Vec<(Arc<str>, PresenceStats)>,
+    overflowed: bool,
+}
+
+/// Where the engine leaves changes for Redis. Never blocks.
+#[derive(Default)]
+pub struct CacheFeed {
+    pending: Mutex<Pending>,
+    wake: Notify,
+}
+
+impl CacheFeed {
+    pub fn new() -> Arc<CacheFeed> {
+        Arc::new(CacheFeed::default())
+    }
+
+    pub fn live(&self, webinar_id: &Arc<str>, state: &LiveState) {
+        let mut p = self.pending.lock().expect("cache feed lock");
+        p.live.insert(webinar_id.clone(), state.clone());
+        drop(p);
+        self.wake.notify_one();
+    }
+
+    pub fn bucket(&self, webinar_id: &Arc<str>, stats: PresenceStats) {
+        let mut p = self.pending.lock().expect("cache feed lock");
+        if p.buckets.len() < MAX_PENDING_BUCKETS {
+            p.buckets.push((webinar_id.clone(), stats));
+        } else {
+            p.overflowed = true;
+        }
+        drop(p);
+        self.wake.notify_one();
+    }
+
+    fn take(&self) -> Pending {
+        std::mem::take(&mut *self.pending.lock().expect("cache feed lock"))
+    }
+
+    /// Puts back what could not be written, under anything newer.
+    fn restore(&self, mut old: Pending) {
+        let mut p = self.pending.lock().expect("cache feed lock");
+        for (k, v) in std::mem::take(&mut p.live) {
+            old.live.insert(k, v);
+        }
+        old.buckets.append(&mut p.buckets);
+        old.overflowed |= p.overflowed || old.buckets.len() > MAX_PENDING_BUCKETS;
+        old.buckets.truncate(MAX_PENDING_BUCKETS);
+        *p = old;
+    }
+}
+
+/// Key names under the prefix.
+pub struct Keys {
+    pub prefix: String,
+}
+
+impl Keys {
+    pub fn live(&self, w: &str) -> String {
+        format!("{}:webinar:{w}:live", self.prefix)
+    }
+    pub fn buckets(&self, w: &str) -> String {
+        format!("{}:webinar:{w}:buckets", self.prefix)
+    }
+    pub fn channel(&self, w: &str) -> String {
+        format!("{}:live:{w}", self.prefix)
+    }
+}
+
+pub async fn connect(url: &str) -> Result<ConnectionManager, ::redis::RedisError> {
+    let client = ::redis::Client::open(url)?;
+    let config = ConnectionManagerConfig::new()
+        .set_response_timeout(RESPONSE_TIMEOUT)
+        .set_connection_timeout(RESPONSE_TIMEOUT)
+        .set_number_of_retries(1);
+    ConnectionManager::new_with_config(client, config).await
+}
+
+/// Drains the feed into Redis until shutdown, retrying with capped,
+/// jittered backoff and reporting Redis on `/readyz` while it is down.
+#[allow(clippy::too_many_arguments)]
+pub async fn writer(
+    url: String,
+    keys: Keys,
+    feed: Arc<CacheFeed>,
+    hub: Arc<LiveHub>,
+    store: Store,
+    ready: watch::Sender<Readiness>,
+    clock: Clock,
+    shutdown: CancellationToken,
+) {
+    let mut conn: Option<ConnectionManager> = None;
+    let mut attempt = 0u32;
+    let mut reload = false;
+    loop {
+        tokio::select! {
+            _ = feed.wake.notified() => {}
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        let mut batch = feed.take();
+        if batch.live.is_empty() && batch.buckets.is_empty() && !batch.overflowed && !reload {
+            continue;
+        }
+        reload |= batch.overflowed;
+        batch.overflowed = false;
+        let result = async {
+            if conn.is_none() {
+                conn = Some(connect(&url).await?);
+            }
+            let c = conn.as_mut().expect("connected above");
+            if reload {
+                let since = clock() - HISTORY_MS;
+                let rows = store.presence_since(since).await.map_err(|e| {
+                    ::redis::RedisError::from((
+                        ::redis::ErrorKind::IoError,
+                        "reading the store",
+                        e.to_string(),
+                    ))
+                })?;
+                let states: HashMap<Arc<str>, LiveState> = hub.all_states().into_iter().collect();
+                write(c, &keys, &states, &rows, clock()).await?;
+            }
+            write(c, &keys, &batch.live, &batch.buckets, clock()).await
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                if attempt > 0 {
+                    tracing::info!("Redis is back; the cache caught up");
+                    ready.send_modify(|r| r.degraded.retain(|(part, _)| part != "redis"));
+                }
+                attempt = 0;
+                reload = false;
+            }
+            Err(e) => {
+                let why = e.to_string();
+                if attempt == 0 {
+                    tracing::warn!(error = %why, "writing to Redis failed; retrying, aggregation goes on");
+                }
+                ready.send_modify(|r| {
+                    r.degraded.retain(|(part, _)| part != "redis");
+                    r.degraded.push(("redis".into(), why));
+                });
+                feed.restore(batch);
+                conn = None;
+                reload = true;
+                let wait = backoff(attempt, Duration::from_millis(200), Duration::from_secs(10));
+                attempt += 1;
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = shutdown.cancelled() => return,
+                }
+                feed.wake.notify_one();
+            }
+        }
+    }
+}
+
+async fn write(
+    c: &mut ConnectionManager,
+    keys: &Keys,
+    live: &HashMap<Arc<str>, LiveState>,
+    buckets: &[(Arc<str>, PresenceStats)],
+    now: i64,
+) -> Result<(), ::redis::RedisError> {
+    let mut pipe = ::redis::pipe();
+    for (w, st) in live {
+        let key = keys.live(w);
+        let open = st
+            .open_bucket
+            .map(|b| open_bucket_json(w, &b, st.ts).to_string())
+            .unwrap_or_else(|| "null".into());
+        pipe.hset_multiple(
+            &key,
+            &[
+                ("live", st.live.to_string()),
+                ("ts", st.ts.to_string()),
+                ("open_bucket", open),
+            ],
+        )
+        .ignore()
+        .expire(&key, LIVE_TTL_S)
+        .ignore()
+        .publish(
+            keys.channel(w),
+            serde_json::json!({"webinar_id": &**w, "live": st.live, "ts": st.ts}).to_string(),
+        )
+        .ignore();
+    }
+    for (w, b) in buckets {
+        let key = keys.buckets(w);
+        // Replace any earlier member for the same bucket (idempotent rewrite).
+        pipe.zrembyscore(&key, b.bucket_start, b.bucket_start)
+            .ignore()
+            .zadd(&key, bucket_json(w, b).to_string(), b.bucket_start)
+            .ignore()
+            .zrembyscore(&key, "-inf", format!("({}", now - HISTORY_MS))
+            .ignore()
+            .expire(&key, BUCKETS_TTL_S)
+            .ignore();
+    }
+    pipe.query_async::<()>(c).await
+}
