@@ -260,9 +260,12 @@ impl EngineTask {
     }
 }
 
-/// Writes what the engine hands over, in order, retrying a failing store
-/// with capped, jittered backoff (the engine waits meanwhile; nothing is
-/// dropped), and persists checkpoints once the rows before them are in.
+/// Writes what the engine hands over, retrying a failing store with capped,
+/// jittered backoff, and persists checkpoints once the rows before them are
+/// in. While the store is down it keeps taking the engine's batches (merged
+/// into the one being retried), so the engine never waits on the store and
+/// aggregation goes on; a checkpoint waits for every row handed over before
+/// it.
 pub async fn store_writer(
     store: Store,
     mut rx: mpsc::Receiver<StoreMsg>,
@@ -272,91 +275,93 @@ pub async fn store_writer(
     ready: watch::Sender<Readiness>,
     clock: Clock,
 ) {
-    let mut held: Option<StoreMsg> = None;
-    loop {
-        let msg = match held.take() {
-            Some(m) => m,
-            None => match rx.recv().await {
-                Some(m) => m,
-                None => break,
-            },
-        };
-        match msg {
-            StoreMsg::Write(mut batch) => {
-                // Coalesce what queued up meanwhile into one transaction.
-                while let Ok(next) = rx.try_recv() {
-                    match next {
-                        StoreMsg::Write(more) => {
-                            batch.presence.extend(more.presence);
-                            batch.rollups.extend(more.rollups);
-                            batch.activity.extend(more.activity);
-                            if more.position.is_some() {
-                                batch.position = more.position;
-                            }
-                        }
-                        other => {
-                            held = Some(other);
-                            break;
+    while let Some(first) = rx.recv().await {
+        let mut pending = Pending::default();
+        pending.absorb(first);
+        while let Ok(more) = rx.try_recv() {
+            pending.absorb(more);
+        }
+        let mut attempt = 0;
+        while !pending.batch.is_empty() {
+            let started = Instant::now();
+            match store.write(&pending.batch, clock()).await {
+                Ok(()) => {
+                    metrics.flush.observe(started.elapsed().as_secs_f64());
+                    metrics.buckets_flushed.inc_by(pending.batch.rows() as u64);
+                    if attempt > 0 {
+                        tracing::info!(attempts = attempt + 1, "the store is back; flushed");
+                        ready.send_modify(|r| r.degraded.retain(|(part, _)| part != "store"));
+                    }
+                    break;
+                }
+                Err(e) => {
+                    metrics.flush_failures.inc();
+                    let why = e.to_string();
+                    if attempt == 0 {
+                        tracing::warn!(error = %why, "flushing to the store failed; retrying, aggregation goes on");
+                    }
+                    ready.send_modify(|r| {
+                        r.degraded.retain(|(part, _)| part != "store");
+                        r.degraded.push(("store".into(), why));
+                    });
+                    let wait = tokio::time::sleep(backoff(
+                        attempt,
+                        Duration::from_millis(100),
+                        Duration::from_secs(30),
+                    ));
+                    tokio::pin!(wait);
+                    // Keep the engine's queue drained while waiting.
+                    loop {
+                        tokio::select! {
+                            _ = &mut wait => break,
+                            more = rx.recv() => match more {
+                                Some(m) => pending.absorb(m),
+                                None => break,
+                            },
                         }
                     }
+                    attempt += 1;
                 }
-                write_with_retry(&store, &batch, &metrics, &ready, &clock).await;
             }
-            StoreMsg::Checkpoint { state, position } => {
-                let path = checkpoint_path.clone();
-                let written =
-                    tokio::task::spawn_blocking(move || write_checkpoint(&path, &state, position))
-                        .await;
-                match written {
-                    Ok(Ok(())) => {
-                        checkpointed.send_replace(position);
-                    }
-                    Ok(Err(e)) => {
-                        tracing::error!(error = %e, "writing a checkpoint failed; the previous one stays")
-                    }
-                    Err(e) => tracing::error!(error = %e, "the checkpoint task failed"),
+        }
+        if let Some((state, position)) = pending.checkpoint.take() {
+            let path = checkpoint_path.clone();
+            let written =
+                tokio::task::spawn_blocking(move || write_checkpoint(&path, &state, position))
+                    .await;
+            match written {
+                Ok(Ok(())) => {
+                    checkpointed.send_replace(position);
                 }
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "writing a checkpoint failed; the previous one stays")
+                }
+                Err(e) => tracing::error!(error = %e, "the checkpoint task failed"),
             }
         }
     }
 }
 
-async fn write_with_retry(
-    store: &Store,
-    batch: &Batch,
-    metrics: &Metrics,
-    ready: &watch::Sender<Readiness>,
-    clock: &Clock,
-) {
-    let mut attempt = 0;
-    loop {
-        let started = Instant::now();
-        match store.write(batch, clock()).await {
-            Ok(()) => {
-                metrics.flush.observe(started.elapsed().as_secs_f64());
-                metrics.buckets_flushed.inc_by(batch.rows() as u64);
-                if attempt > 0 {
-                    tracing::info!(attempts = attempt + 1, "the store is back; flushed");
-                    ready.send_modify(|r| r.degraded.retain(|(part, _)| part != "store"));
+/// What the writer holds: rows merged into one transaction, and the newest
+/// checkpoint, to be written after them.
+#[derive(Default)]
+struct Pending {
+    batch: Batch,
+    checkpoint: Option<(Vec<u8>, Position)>,
+}
+
+impl Pending {
+    fn absorb(&mut self, msg: StoreMsg) {
+        match msg {
+            StoreMsg::Write(more) => {
+                self.batch.presence.extend(more.presence);
+                self.batch.rollups.extend(more.rollups);
+                self.batch.activity.extend(more.activity);
+                if more.position.is_some() {
+                    self.batch.position = more.position;
                 }
-                return;
             }
-            Err(e) => {
-                metrics.flush_failures.inc();
-                let why = e.to_string();
-                tracing::warn!(error = %why, attempt, "flushing to the store failed; retrying");
-                ready.send_modify(|r| {
-                    r.degraded.retain(|(part, _)| part != "store");
-                    r.degraded.push(("store".into(), why));
-                });
-                tokio::time::sleep(backoff(
-                    attempt,
-                    Duration::from_millis(100),
-                    Duration::from_secs(30),
-                ))
-                .await;
-                attempt += 1;
-            }
+            StoreMsg::Checkpoint { state, position } => self.checkpoint = Some((state, position)),
         }
     }
 }

@@ -54,7 +54,8 @@ impl Store {
         let pool = AnyPoolOptions::new()
             // SQLite has one writer; one connection keeps it simple and fast.
             .max_connections(if sqlite { 1 } else { 8 })
-            .acquire_timeout(Duration::from_secs(10))
+            // A store that does not answer is reported (and retried) soon.
+            .acquire_timeout(Duration::from_secs(3))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if sqlite {

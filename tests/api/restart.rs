@@ -56,8 +56,12 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn start(dir: &Path, port: u16) -> Service {
-    let child = Command::new(env!("CARGO_BIN_EXE_eventflow"))
+fn start(dir: &Path, port: u16, postgres: Option<&str>) -> Service {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_eventflow"));
+    if let Some(url) = postgres {
+        cmd.env("EVENTFLOW__POSTGRES__URL", url);
+    }
+    let child = cmd
         .arg("serve")
         .env("EVENTFLOW__DATA__DIR", dir)
         .env("EVENTFLOW__HTTP__ADDR", format!("127.0.0.1:{port}"))
@@ -138,8 +142,11 @@ async fn post(client: &reqwest::Client, s: &Service, token: &str, chunk: &[Strin
     assert_eq!(r.status(), 202);
 }
 
-async fn rows(dir: &Path) -> Vec<String> {
-    let store = Store::embedded(dir).await.unwrap();
+async fn rows(dir: &Path, postgres: Option<&str>) -> Vec<String> {
+    let store = match postgres {
+        Some(url) => Store::connect(url).await.unwrap(),
+        None => Store::embedded(dir).await.unwrap(),
+    };
     store
         .all_presence()
         .await
@@ -160,12 +167,17 @@ async fn rows(dir: &Path) -> Vec<String> {
 /// Runs the log through a service; `kill_after` lists chunk numbers after
 /// which the process is SIGKILLed (after a pause of the given ms, so the
 /// engine is caught at different points) and restarted.
-async fn run(dir: &Path, chunks: &[&[String]], kill_after: &[(usize, u64)]) -> Vec<String> {
+async fn run(
+    dir: &Path,
+    chunks: &[&[String]],
+    kill_after: &[(usize, u64)],
+    postgres: Option<&str>,
+) -> Vec<String> {
     let client = reqwest::Client::new();
     let token =
         Signer::new(SECRET.as_bytes()).mint(Scope::Admin, crate::helpers::now_ms() + 600_000);
     let port = free_port();
-    let mut s = start(dir, port);
+    let mut s = start(dir, port, postgres);
     wait_ready(&client, &s).await;
     for (i, chunk) in chunks.iter().enumerate() {
         post(&client, &s, &token, chunk).await;
@@ -173,13 +185,13 @@ async fn run(dir: &Path, chunks: &[&[String]], kill_after: &[(usize, u64)]) -> V
             tokio::time::sleep(Duration::from_millis(*pause)).await;
             s.child.kill().unwrap();
             s.child.wait().unwrap();
-            s = start(dir, port);
+            s = start(dir, port, postgres);
             wait_ready(&client, &s).await;
         }
     }
     wait_applied(&client, &s).await;
     terminate(s);
-    rows(dir).await
+    rows(dir, postgres).await
 }
 
 #[tokio::test]
@@ -189,12 +201,12 @@ async fn sigkill_at_any_moment_then_restart_yields_the_uninterrupted_buckets() {
     assert!(chunks.len() >= 20);
 
     let calm = tempfile::tempdir().unwrap();
-    let uninterrupted = run(calm.path(), &chunks, &[]).await;
+    let uninterrupted = run(calm.path(), &chunks, &[], None).await;
     assert!(uninterrupted.len() > 150, "{} rows", uninterrupted.len());
 
     let rough = tempfile::tempdir().unwrap();
     let kills = [(2, 0), (5, 40), (9, 5), (13, 120), (14, 0), (19, 300)];
-    let interrupted = run(rough.path(), &chunks, &kills).await;
+    let interrupted = run(rough.path(), &chunks, &kills, None).await;
     assert_eq!(interrupted.len(), uninterrupted.len());
     for (a, b) in uninterrupted.iter().zip(&interrupted) {
         assert_eq!(a, b);
@@ -250,4 +262,22 @@ async fn sigkill_at_any_moment_then_restart_yields_the_uninterrupted_buckets() {
         "{summary}"
     );
     assert!(pings_posted > 2000);
+}
+
+#[tokio::test]
+async fn with_postgres_sigkills_leave_the_same_rows_as_an_uninterrupted_run() {
+    let events = events();
+    let chunks: Vec<&[String]> = events.chunks(131).collect();
+    let calm = tempfile::tempdir().unwrap();
+    let calm_pg = crate::helpers::fresh_postgres().await;
+    let uninterrupted = run(calm.path(), &chunks, &[], Some(&calm_pg)).await;
+    let rough = tempfile::tempdir().unwrap();
+    let rough_pg = crate::helpers::fresh_postgres().await;
+    let kills = [(1, 10), (4, 0), (8, 200), (11, 60)];
+    let interrupted = run(rough.path(), &chunks, &kills, Some(&rough_pg)).await;
+    assert!(uninterrupted.len() > 150, "{} rows", uninterrupted.len());
+    assert_eq!(interrupted, uninterrupted, "Postgres rows, row for row");
+    // And the same rows as the embedded store computes.
+    let sqlite = tempfile::tempdir().unwrap();
+    assert_eq!(run(sqlite.path(), &chunks, &[], None).await, uninterrupted);
 }
