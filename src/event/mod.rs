@@ -23,6 +23,9 @@ pub const MAX_ID_LEN: usize = 128;
 pub const MAX_EVENT_ID_LEN: usize = 64;
 /// Longest UTM value after trimming, in characters.
 pub const MAX_UTM_LEN: usize = 256;
+/// Latest accepted `ts`: the last millisecond of year 9999 (so that adding
+/// a ttl or a bucket length can never overflow).
+pub const MAX_TS: i64 = 253_402_300_799_999;
 
 /// One decoded, validated event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -587,6 +590,12 @@ fn validate(raw: Raw<'_>) -> Result<Event<'_>, DecodeError> {
                 "must be a non-negative number of milliseconds since the Unix epoch",
             ));
         }
+        Some(ts) if ts > MAX_TS => {
+            return Err(DecodeError::new(
+                "ts",
+                "must be at most 253402300799999 (the end of year 9999) milliseconds since the Unix epoch",
+            ));
+        }
         ts => ts,
     };
     let id = optional_id(c(raw.id), "id", MAX_EVENT_ID_LEN)?;
@@ -895,6 +904,11 @@ mod tests {
             err(r#"{"type":"presence","webinar_id":"w","viewer_id":"u","action":"ping","ts":1.5}"#),
             "ts: must be an integer number of milliseconds since the Unix epoch"
         );
+        assert!(
+            err(r#"{"type":"tick","ts":9223372036854775807}"#)
+                .starts_with("ts: must be at most 253402300799999")
+        );
+        assert!(decode(br#"{"type":"tick","ts":253402300799999}"#).is_ok());
         assert_eq!(
             err(r#"{"type":"presence","webinar_id":"w","viewer_id":"u","action":"ping","ts":-1}"#),
             "ts: must be a non-negative number of milliseconds since the Unix epoch"
