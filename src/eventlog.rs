@@ -207,6 +207,8 @@ fn uncompressed_len(path: &Path) -> io::Result<u64> {
     )
 }
 
+const DAMAGED: &str = "the event log is damaged";
+
 /// Most bytes one group commit writes.
 const MAX_BATCH_BYTES: usize = 8 << 20;
 
@@ -220,6 +222,9 @@ fn writer_thread(
 ) {
     let mut file: Option<File> = None;
     let mut batch: Vec<Append> = Vec::new();
+    // Set when a failed batch could not be cut off again: appending after
+    // its remains would corrupt the log, so nothing more is acknowledged.
+    let mut damaged: Option<String> = None;
     while let Some(first) = rx.blocking_recv() {
         let mut bytes = first.data.len();
         batch.push(first);
@@ -232,6 +237,12 @@ fn writer_thread(
                 Err(_) => break,
             }
         }
+        if let Some(why) = &damaged {
+            for a in batch.drain(..) {
+                let _ = a.done.send(Err(why.clone()));
+            }
+            continue;
+        }
         let day = utc_day(now_ms()).max(end.day);
         let result = write_batch(&dir, &mut file, &mut end, day, &batch, observer.as_ref());
         match result {
@@ -243,6 +254,9 @@ fn writer_thread(
             }
             Err(e) => {
                 tracing::error!(error = %e, "event log write failed; the batch was refused");
+                if e.kind() == io::ErrorKind::Other && e.to_string().starts_with(DAMAGED) {
+                    damaged = Some(e.to_string());
+                }
                 file = None;
                 for a in batch.drain(..) {
                     let _ = a.done.send(Err(e.to_string()));
@@ -292,8 +306,12 @@ fn write_batch(
         }
         Err(e) => {
             // Leave no partial batch behind: none of it is acknowledged.
-            let _ = f.set_len(end.offset);
-            Err(e)
+            match f.set_len(end.offset).and_then(|()| f.sync_data()) {
+                Ok(()) => Err(e),
+                Err(cut) => Err(io::Error::other(format!(
+                    "{DAMAGED}: a failed write ({e}) could not be cut off ({cut}); restart the service to repair the log"
+                ))),
+            }
         }
     }
 }
@@ -325,6 +343,21 @@ impl LogReader {
     /// current position up to `limit`, at most `max_lines` of them; returns
     /// how many were read.
     pub fn read_until(
+        &mut self,
+        limit: Position,
+        max_lines: usize,
+        f: impl FnMut(&[u8], Position),
+    ) -> io::Result<usize> {
+        let result = self.read_lines(limit, max_lines, f);
+        // Bytes buffered past the committed position may belong to a batch
+        // that fails and is cut off: never keep them for the next read.
+        if result.is_err() || self.pos >= limit {
+            self.open = None;
+        }
+        result
+    }
+
+    fn read_lines(
         &mut self,
         limit: Position,
         max_lines: usize,
@@ -524,6 +557,22 @@ mod tests {
             offset: 2,
         };
         assert_eq!(read_all(dir.path(), Position::START, mid), ["a", "b"]);
+    }
+
+    #[test]
+    fn the_reader_never_keeps_bytes_past_the_committed_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let day = utc_day(1_764_000_000_000);
+        let path = dir.path().join(file_name(day));
+        // "b" is written but not committed; its batch then fails and is cut.
+        fs::write(&path, b"a\nb\n").unwrap();
+        let mut r = LogReader::new(dir.path(), Position::START);
+        let mut seen = Vec::new();
+        let at = |offset| Position { day, offset };
+        r.read_until(at(2), 10, |l, _| seen.push(l.to_vec())).unwrap();
+        fs::write(&path, b"a\nc\n").unwrap();
+        r.read_until(at(4), 10, |l, _| seen.push(l.to_vec())).unwrap();
+        assert_eq!(seen, [b"a".to_vec(), b"c".to_vec()]);
     }
 
     #[tokio::test]
