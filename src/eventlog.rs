@@ -569,9 +569,11 @@ mod tests {
         let mut r = LogReader::new(dir.path(), Position::START);
         let mut seen = Vec::new();
         let at = |offset| Position { day, offset };
-        r.read_until(at(2), 10, |l, _| seen.push(l.to_vec())).unwrap();
+        r.read_until(at(2), 10, |l, _| seen.push(l.to_vec()))
+            .unwrap();
         fs::write(&path, b"a\nc\n").unwrap();
-        r.read_until(at(4), 10, |l, _| seen.push(l.to_vec())).unwrap();
+        r.read_until(at(4), 10, |l, _| seen.push(l.to_vec()))
+            .unwrap();
         assert_eq!(seen, [b"a".to_vec(), b"c".to_vec()]);
     }
 

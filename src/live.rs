@@ -68,20 +68,24 @@ impl LiveHub {
 
     /// Records a webinar's state (from the engine).
     pub fn publish(&self, webinar_id: &Arc<str>, state: LiveState) {
-        match self.webinars.get(webinar_id) {
-            Some(ch) => {
-                ch.state.send_if_modified(|old| {
-                    let changed = *old != state;
-                    *old = state;
-                    changed
-                });
-            }
-            None => {
-                let ch = Channel::new();
-                ch.state.send_replace(state);
-                self.webinars.insert(webinar_id.clone(), ch);
-            }
+        if let Some(ch) = self.webinars.get(webinar_id) {
+            ch.state.send_if_modified(|old| {
+                let changed = *old != state;
+                *old = state;
+                changed
+            });
+            return;
         }
+        // Through the entry: a subscriber that came meanwhile keeps its channel.
+        let ch = self
+            .webinars
+            .entry(webinar_id.clone())
+            .or_insert_with(Channel::new);
+        ch.state.send_if_modified(|old| {
+            let changed = *old != state;
+            *old = state;
+            changed
+        });
     }
 
     /// The engine no longer holds state for this webinar (nobody live, no

@@ -275,70 +275,105 @@ pub async fn store_writer(
     ready: watch::Sender<Readiness>,
     clock: Clock,
 ) {
-    while let Some(first) = rx.recv().await {
-        let mut pending = Pending::default();
-        pending.absorb(first);
-        while let Ok(more) = rx.try_recv() {
-            pending.absorb(more);
-        }
-        let mut attempt = 0;
-        while !pending.batch.is_empty() {
-            let started = Instant::now();
-            match store.write(&pending.batch, clock()).await {
-                Ok(()) => {
-                    metrics.flush.observe(started.elapsed().as_secs_f64());
-                    metrics.buckets_flushed.inc_by(pending.batch.rows() as u64);
-                    if attempt > 0 {
-                        tracing::info!(attempts = attempt + 1, "the store is back; flushed");
-                        ready.send_modify(|r| r.degraded.retain(|(part, _)| part != "store"));
-                    }
-                    break;
-                }
-                Err(e) => {
-                    metrics.flush_failures.inc();
-                    let why = e.to_string();
-                    if attempt == 0 {
-                        tracing::warn!(error = %why, "flushing to the store failed; retrying, aggregation goes on");
-                    }
-                    ready.send_modify(|r| {
-                        r.degraded.retain(|(part, _)| part != "store");
-                        r.degraded.push(("store".into(), why));
-                    });
-                    let wait = tokio::time::sleep(backoff(
-                        attempt,
-                        Duration::from_millis(100),
-                        Duration::from_secs(30),
-                    ));
-                    tokio::pin!(wait);
-                    // Keep the engine's queue drained while waiting.
-                    loop {
-                        tokio::select! {
-                            _ = &mut wait => break,
-                            more = rx.recv() => match more {
-                                Some(m) => pending.absorb(m),
-                                None => break,
-                            },
-                        }
-                    }
-                    attempt += 1;
-                }
+    let mut pending = Pending::default();
+    let mut open = true;
+    let mut attempt = 0;
+    loop {
+        if pending.is_empty() {
+            match rx.recv().await {
+                Some(m) => pending.absorb(m),
+                None => break,
             }
         }
-        if let Some((state, position)) = pending.checkpoint.take() {
-            let path = checkpoint_path.clone();
-            let written =
-                tokio::task::spawn_blocking(move || write_checkpoint(&path, &state, position))
-                    .await;
-            match written {
-                Ok(Ok(())) => {
-                    checkpointed.send_replace(position);
+        while let Ok(m) = rx.try_recv() {
+            pending.absorb(m);
+        }
+        // Write, taking what the engine hands over meanwhile.
+        let mut arrived = Pending::default();
+        let started = Instant::now();
+        let written = if pending.batch.is_empty() {
+            Ok(())
+        } else {
+            let write = tokio::time::timeout(WRITE_TIMEOUT, store.write(&pending.batch, clock()));
+            tokio::pin!(write);
+            loop {
+                tokio::select! {
+                    r = &mut write => break r.unwrap_or_else(|_| Err(sqlx::Error::PoolTimedOut)),
+                    more = rx.recv(), if open => match more {
+                        Some(m) => arrived.absorb(m),
+                        None => open = false,
+                    },
                 }
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "writing a checkpoint failed; the previous one stays")
+            }
+        };
+        match written {
+            Ok(()) => {
+                metrics.flush.observe(started.elapsed().as_secs_f64());
+                metrics.buckets_flushed.inc_by(pending.batch.rows() as u64);
+                if attempt > 0 {
+                    tracing::info!(attempts = attempt + 1, "the store is back; flushed");
+                    ready.send_modify(|r| r.degraded.retain(|(part, _)| part != "store"));
                 }
-                Err(e) => tracing::error!(error = %e, "the checkpoint task failed"),
+                attempt = 0;
+                if let Some((state, position)) = pending.checkpoint.take() {
+                    persist_checkpoint(&checkpoint_path, state, position, &checkpointed).await;
+                }
+                pending = arrived;
+            }
+            Err(e) => {
+                metrics.flush_failures.inc();
+                let why = e.to_string();
+                if attempt == 0 {
+                    tracing::warn!(error = %why, "flushing to the store failed; retrying, aggregation goes on");
+                }
+                ready.send_modify(|r| {
+                    r.degraded.retain(|(part, _)| part != "store");
+                    r.degraded.push(("store".into(), why));
+                });
+                pending.merge(arrived);
+                let wait = tokio::time::sleep(backoff(
+                    attempt,
+                    Duration::from_millis(100),
+                    Duration::from_secs(30),
+                ));
+                tokio::pin!(wait);
+                // Keep the engine's queue drained while waiting.
+                loop {
+                    tokio::select! {
+                        _ = &mut wait => break,
+                        more = rx.recv(), if open => match more {
+                            Some(m) => pending.absorb(m),
+                            None => open = false,
+                        },
+                    }
+                }
+                attempt += 1;
             }
         }
+        if !open && pending.is_empty() {
+            break;
+        }
+    }
+}
+
+/// How long one store transaction may take before it counts as failed.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn persist_checkpoint(
+    path: &Path,
+    state: Vec<u8>,
+    position: Position,
+    checkpointed: &watch::Sender<Position>,
+) {
+    let path = path.to_owned();
+    match tokio::task::spawn_blocking(move || write_checkpoint(&path, &state, position)).await {
+        Ok(Ok(())) => {
+            checkpointed.send_replace(position);
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "writing a checkpoint failed; the previous one stays")
+        }
+        Err(e) => tracing::error!(error = %e, "the checkpoint task failed"),
     }
 }
 
@@ -351,6 +386,18 @@ struct Pending {
 }
 
 impl Pending {
+    fn is_empty(&self) -> bool {
+        self.batch.is_empty() && self.checkpoint.is_none()
+    }
+
+    /// Adds what arrived after this: its rows, and its newer checkpoint.
+    fn merge(&mut self, later: Pending) {
+        self.absorb(StoreMsg::Write(later.batch));
+        if let Some((state, position)) = later.checkpoint {
+            self.checkpoint = Some((state, position));
+        }
+    }
+
     fn absorb(&mut self, msg: StoreMsg) {
         match msg {
             StoreMsg::Write(more) => {

@@ -102,6 +102,7 @@ async fn public(
         let mut event = event::decode_value(&value)?;
         event.set_ts((s.clock)());
         let mut line = event.to_json();
+        check_stamped_size(line.len(), "event")?;
         line.push('\n');
         s.log
             .append(line.into_bytes())
@@ -241,7 +242,9 @@ pub async fn batch(
             Some(_) => {}
         }
         by_type[ev.event_type().index()] += 1;
+        let start = out.len();
         serde_json::to_writer(&mut out, &ev).map_err(|e| ApiError::Internal(e.into()))?;
+        check_stamped_size(out.len() - start, &format!("events[{i}]"))?;
         out.push(b'\n');
     }
     if !records.is_empty() {
@@ -258,6 +261,19 @@ pub async fn batch(
         StatusCode::ACCEPTED,
         Json(json!({"accepted": records.len(), "clamped": clamped})),
     ))
+}
+
+/// An event must still fit the size limit as it is logged (with its type,
+/// the fields from the URL and its stamp), or the engine would refuse what
+/// ingest acknowledged.
+fn check_stamped_size(len: usize, what: &str) -> Result<(), ApiError> {
+    if len > MAX_EVENT_BYTES {
+        Err(ApiError::TooLarge(format!(
+            "{what}: is {len} bytes once stamped; at most {MAX_EVENT_BYTES} bytes are accepted"
+        )))
+    } else {
+        Ok(())
+    }
 }
 
 /// The records of a batch body: the elements of a JSON array, or the

@@ -104,6 +104,17 @@ pub async fn live(
 /// Parses `from`/`to`: a calendar date in `tz` (inclusive: `to` ends at the
 /// next midnight), an RFC 3339 instant, or epoch milliseconds.
 pub fn parse_bound(field: &str, s: &str, tz: &TimeZone, is_end: bool) -> Result<i64, ApiError> {
+    let ms = parse_instant(field, s, tz, is_end)?;
+    if (0..=crate::event::MAX_TS).contains(&ms) {
+        Ok(ms)
+    } else {
+        Err(ApiError::BadRequest(format!(
+            "{field}: must lie between 1970 and the end of year 9999"
+        )))
+    }
+}
+
+fn parse_instant(field: &str, s: &str, tz: &TimeZone, is_end: bool) -> Result<i64, ApiError> {
     let s = s.trim();
     if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
         return s
@@ -372,6 +383,13 @@ mod tests {
             parse_bound("to", "2026-01-31T09:00:00+09:00", &seoul, true).unwrap(),
             from + 9 * HOUR_MS
         );
+        assert!(
+            parse_bound("to", "9223372036854775807", &seoul, true)
+                .unwrap_err()
+                .to_string()
+                .starts_with("to: must lie between 1970")
+        );
+        assert!(parse_bound("from", "1969-12-31T00:00:00Z", &seoul, false).is_err());
         let e = parse_bound("from", "yesterday", &seoul, false)
             .unwrap_err()
             .to_string();

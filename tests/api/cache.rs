@@ -162,7 +162,8 @@ async fn a_redis_outage_degrades_readiness_and_the_cache_is_rebuilt_after() {
         .await;
     let degraded = eventually("/readyz names Redis", || async {
         let (status, v) = app.get("/readyz").await;
-        (status == 503 && v["degraded"]["redis"].is_string()).then_some(v)
+        // Named, but still ready: ingest and aggregation go on.
+        (status == 200 && v["degraded"]["redis"].is_string()).then_some(v)
     })
     .await;
     assert_eq!(degraded["recovered"], true);

@@ -173,6 +173,16 @@ async fn oversized_events_and_batches_get_413() {
             .unwrap()
             .starts_with("body: at most 16384 bytes")
     );
+    // Fits as sent, but not once the type, the URL's id and the stamp are added.
+    let path = "p".repeat(16_384 - 40);
+    let (status, body) = app
+        .post("/api/pageviews", format!(r#"{{"path":"{path}"}}"#))
+        .await;
+    assert_eq!(status, 413, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("once stamped"),
+        "{body}"
+    );
     let many: String = (0..10_001)
         .map(|i| format!("{{\"type\":\"presence\",\"webinar_id\":\"w\",\"viewer_id\":\"u{i}\",\"action\":\"ping\"}}\n"))
         .collect();

@@ -157,6 +157,16 @@ async fn bad_ranges_and_intervals_say_why() {
             .unwrap()
             .starts_with("from: \"last-week\" is not a date")
     );
+    let (status, v) = app
+        .get("/api/webinars/w/stats/access?to=9223372036854775807&interval=1h")
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("to: must lie between 1970")
+    );
     let (status, v) = app.get("/api/webinars/w/stats/access?interval=1w").await;
     assert_eq!(status, 400);
     assert_eq!(v["error"], "interval: \"1w\" is not one of 5m, 1h, 1d");
