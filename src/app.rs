@@ -7,7 +7,7 @@
 //! requests, close WebSockets with 1001, let the engine apply what was
 //! acknowledged, flush, checkpoint, exit.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -68,11 +68,27 @@ impl Application {
         store.migrate().await.context("applying migrations")?;
 
         let checkpoint_path = data_dir.join("checkpoint.bin");
+        let stored: Option<Position> = store
+            .position(pipeline::LOCAL_SOURCE)
+            .await
+            .context("reading the store's position")?
+            .and_then(|p| p.parse().ok());
         let (engine, from) = match pipeline::load_checkpoint(&checkpoint_path, &settings.engine())?
         {
-            Some(c) => {
+            // The store must hold every row up to the checkpoint; one that is
+            // behind (new, or restored from an older backup) is refilled by
+            // re-reading the whole retained log.
+            Some(c) if stored.is_some_and(|s| s >= c.position) => {
                 tracing::info!(position = %c.position, "resuming from checkpoint");
                 (c.engine, c.position)
+            }
+            Some(c) => {
+                tracing::warn!(
+                    checkpoint = %c.position,
+                    store = ?stored.map(|p| p.to_string()),
+                    "the store is behind the checkpoint; rebuilding from the start of the log"
+                );
+                (Engine::new(settings.engine())?, Position::START)
             }
             None => (Engine::new(settings.engine())?, Position::START),
         };
@@ -109,7 +125,6 @@ impl Application {
             applied: applied_tx,
             checkpoint_every: Duration::from_millis(settings.log.checkpoint_interval_ms),
             shutdown: shutdown.clone(),
-            runtime: tokio::runtime::Handle::current(),
         }
         .spawn()?;
         let store_writer = tokio::spawn(pipeline::store_writer(
@@ -220,29 +235,37 @@ impl Application {
     ) -> anyhow::Result<()> {
         let shutdown = self.state.shutdown.clone();
         let app = http::router(self.state.clone());
-        let server = axum::serve(
-            self.listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown({
-            let shutdown = shutdown.clone();
-            async move {
-                tokio::select! {
-                    _ = signal => {}
-                    _ = shutdown.cancelled() => {}
-                }
-                shutdown.cancel();
-            }
-        });
-        let served = server.await;
+        let server = tokio::spawn(
+            axum::serve(
+                self.listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+            .into_future(),
+        );
+        tokio::select! {
+            _ = signal => {}
+            _ = shutdown.cancelled() => {}
+        }
+        // One deadline for the whole shutdown: requests in flight, then the
+        // engine's last round, the final flush and checkpoint.
         shutdown.cancel();
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        let served = match tokio::time::timeout_at(deadline, server).await {
+            Ok(Ok(result)) => result.context("serving HTTP"),
+            Ok(Err(e)) => Err(anyhow::anyhow!("the HTTP server task failed: {e}")),
+            Err(_) => {
+                tracing::warn!("requests still open at the shutdown deadline were dropped");
+                Ok(())
+            }
+        };
         for task in self.background {
             task.abort();
         }
         let state = self.state;
         let engine_thread = self.engine_thread;
         let store_writer = self.store_writer;
-        let finished = tokio::time::timeout(SHUTDOWN_GRACE, async move {
+        let finished = tokio::time::timeout_at(deadline, async move {
             drop(state);
             tokio::task::spawn_blocking(move || engine_thread.join())
                 .await
@@ -255,7 +278,7 @@ impl Application {
                 "shutdown took too long; exiting without the final flush (the log has everything)"
             );
         }
-        served.context("serving HTTP")
+        served
     }
 }
 

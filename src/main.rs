@@ -136,7 +136,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             init_tracing();
             let settings = Settings::load(cli.config.as_deref())?;
             let demo = matches!(command, Command::Demo);
-            runtime()?.block_on(async move {
+            let rt = runtime()?;
+            let result = rt.block_on(async move {
                 let app = Application::build(settings).await?;
                 app.announce();
                 if demo {
@@ -145,7 +146,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 app.run_until_stopped(shutdown_signal()).await?;
                 anyhow::Ok(ExitCode::SUCCESS)
-            })
+            });
+            // Nothing left may hold the process past the shutdown deadline.
+            rt.shutdown_timeout(std::time::Duration::from_secs(1));
+            result
         }
     }
 }

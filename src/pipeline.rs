@@ -103,7 +103,6 @@ pub struct EngineTask {
     pub applied: watch::Sender<Position>,
     pub checkpoint_every: Duration,
     pub shutdown: CancellationToken,
-    pub runtime: tokio::runtime::Handle,
 }
 
 /// Lines read per round before results are handed on.
@@ -179,13 +178,15 @@ impl EngineTask {
                 if self.shutdown.is_cancelled() && position >= *self.committed.borrow() {
                     break;
                 }
+                // Sleep until the log grows or shutdown begins. tokio's sync
+                // primitives need no runtime, so this cannot fail while the
+                // runtime itself is shutting down.
                 let committed = &mut self.committed;
                 let shutdown = &self.shutdown;
-                self.runtime.block_on(async {
+                futures_executor::block_on(async {
                     tokio::select! {
                         _ = committed.changed() => {}
                         _ = shutdown.cancelled() => {}
-                        _ = tokio::time::sleep(Duration::from_millis(200)) => {}
                     }
                 });
             }

@@ -54,7 +54,11 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(overrides: Value) -> TestApp {
-    let dir = tempfile::tempdir().unwrap();
+    spawn_app_in(tempfile::tempdir().unwrap(), overrides).await
+}
+
+/// The service on an existing data directory (a restart).
+pub async fn spawn_app_in(dir: tempfile::TempDir, overrides: Value) -> TestApp {
     let settings = test_settings(dir.path(), overrides);
     let app = Application::build(settings).await.expect("the app builds");
     let addr = app.local_addr();
@@ -142,10 +146,15 @@ impl TestApp {
     }
 
     /// Stops the service the way SIGTERM does and waits for it.
-    pub async fn stop(mut self) -> PathBuf {
+    pub async fn stop(self) -> PathBuf {
+        self.stop_keeping_dir().await.keep()
+    }
+
+    /// Stops the service and hands back its data directory.
+    pub async fn stop_keeping_dir(mut self) -> tempfile::TempDir {
         let _ = self.stop.take().unwrap().send(());
         self.task.take().unwrap().await.unwrap().unwrap();
-        self.dir.keep()
+        self.dir
     }
 }
 

@@ -281,3 +281,35 @@ async fn with_postgres_sigkills_leave_the_same_rows_as_an_uninterrupted_run() {
     let sqlite = tempfile::tempdir().unwrap();
     assert_eq!(run(sqlite.path(), &chunks, &[], None).await, uninterrupted);
 }
+
+#[tokio::test]
+async fn a_store_behind_the_checkpoint_is_refilled_from_the_log() {
+    use crate::helpers::{now_ms, spawn_app, spawn_app_in};
+    let app = spawn_app().await;
+    app.post("/api/webinars/w-lost/presence/ping", r#"{"viewer_id":"a"}"#)
+        .await;
+    let path = format!(
+        "/api/webinars/w-lost/stats/access?from={}",
+        now_ms() - 60_000
+    );
+    let before = eventually("buckets are stored", || async {
+        let (_, v) = app.get(&path).await;
+        let b = v["buckets"].as_array()?.clone();
+        (b.len() >= 2).then_some(b)
+    })
+    .await;
+    let dir = app.stop_keeping_dir().await;
+    assert!(dir.path().join("checkpoint.bin").exists());
+    // The store is lost (a new database, or an older backup).
+    for f in ["eventflow.db", "eventflow.db-wal", "eventflow.db-shm"] {
+        let _ = std::fs::remove_file(dir.path().join(f));
+    }
+    let app = spawn_app_in(dir, serde_json::json!({})).await;
+    let after = eventually("the lost buckets are written again", || async {
+        let (_, v) = app.get(&path).await;
+        let b = v["buckets"].as_array()?.clone();
+        (b.len() >= before.len()).then_some(b)
+    })
+    .await;
+    assert_eq!(&after[..before.len()], &before[..]);
+}
