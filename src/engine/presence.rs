@@ -49,6 +49,11 @@ pub struct ViewerKey {
 }
 
 impl ViewerKey {
+    /// The fingerprint as one number, for sets of viewers.
+    fn packed(self) -> u128 {
+        (u128::from(self.hi) << 32) | u128::from(self.lo)
+    }
+
     pub fn of(viewer_id: &str) -> Self {
         let h = xxhash_rust::xxh3::xxh3_128(viewer_id.as_bytes());
         ViewerKey {
@@ -405,6 +410,9 @@ pub struct Webinar {
     viewers: HashTable<u32>,
     live_list: List,
     dead_list: List,
+    /// Viewers who left and are counted in the open day only: their
+    /// fingerprints, in a quarter of a viewer record's room.
+    day_seen: hashbrown::HashSet<u128>,
     live: u32,
     open: Open,
     windows: [Distinct; LEVELS],
@@ -427,6 +435,7 @@ impl Webinar {
             viewers: HashTable::new(),
             live_list: List::EMPTY,
             dead_list: List::EMPTY,
+            day_seen: hashbrown::HashSet::new(),
             live: 0,
             open,
             windows,
@@ -454,6 +463,7 @@ impl Webinar {
             && !self.open.touched
             && self.open.max == 0
             && self.dead_list.head == NIL
+            && self.day_seen.is_empty()
             && self.open.activity.iter().all(|&c| c == 0)
             && self.windows.iter().all(|w| !w.active)
     }
@@ -538,20 +548,28 @@ impl Webinar {
                 }));
             }
             self.windows[level] = Distinct::open(p, level, next, self.live);
+            if level == DAY {
+                self.day_seen = hashbrown::HashSet::new();
+            }
         }
         self.free_dead(slab);
     }
 
-    /// Frees closed viewers that no open window counts any more: a rejoin
-    /// can no longer be a repeat in any of them.
+    /// Frees closed viewers that no open window counts any more (a rejoin
+    /// can no longer be a repeat in any of them), and keeps those only the
+    /// open day counts as bare fingerprints.
     fn free_dead(&mut self, slab: &mut Slab) {
         let mut i = self.dead_list.head;
         while i != NIL {
             let next = slab[i].next;
             let v = &slab[i];
-            let counted = (0..LEVELS).any(|level| v.seen[level] == self.windows[level].ordinal);
-            if !counted {
+            let counted = |level: usize| v.seen[level] == self.windows[level].ordinal;
+            let day_only = counted(DAY) && !counted(BUCKET) && !counted(HOUR);
+            if day_only || !(counted(BUCKET) || counted(HOUR) || counted(DAY)) {
                 let key = v.key();
+                if day_only {
+                    self.day_seen.insert(key.packed());
+                }
                 self.dead_list.unlink(slab, i);
                 if let Ok(entry) = self.viewers.find_entry(key.hi, |&j| slab[j].is(key)) {
                     entry.remove();
@@ -595,10 +613,16 @@ impl Webinar {
                 self.join(i, slab);
             }
             None => {
+                let mut seen = self.windows.map(|w| w.ordinal.wrapping_sub(1));
+                if self.day_seen.remove(&key.packed()) {
+                    // Back the same day: already counted in it.
+                    seen[DAY] = self.windows[DAY].ordinal;
+                    self.windows[DAY].rejoined += 1;
+                }
                 let i = slab.alloc(Viewer {
                     key_hi: key.hi,
                     key_lo: key.lo,
-                    seen: self.windows.map(|w| w.ordinal.wrapping_sub(1)),
+                    seen,
                     end: t + p.ttl_ms,
                     prev: NIL,
                     next: NIL,
@@ -723,6 +747,7 @@ impl Webinar {
             viewers: HashTable::new(),
             live_list: List::EMPTY,
             dead_list: List::EMPTY,
+            day_seen: hashbrown::HashSet::new(),
             live: self.live,
             open: self.open.clone(),
             windows: self.windows,
@@ -763,6 +788,7 @@ impl Webinar {
             clock: self.clock,
             live: self.live_list.iter(slab).map(viewer).collect(),
             dead: self.dead_list.iter(slab).map(viewer).collect(),
+            day_seen: self.day_seen.iter().copied().collect(),
             open: self.open.clone(),
             windows: self.windows,
         }
@@ -781,6 +807,7 @@ impl Webinar {
             viewers: HashTable::new(),
             live_list: List::EMPTY,
             dead_list: List::EMPTY,
+            day_seen: s.day_seen.into_iter().collect(),
             live: s.live.len() as u32,
             open: s.open,
             windows: s.windows,
@@ -820,8 +847,10 @@ pub struct WebinarState {
     clock: i64,
     /// Live viewers in order of interval end.
     live: Vec<ViewerState>,
-    /// Viewers whose interval closed in the open bucket.
+    /// Viewers whose interval closed and whom an open window counts.
     dead: Vec<ViewerState>,
+    /// Viewers only the open day counts.
+    day_seen: Vec<u128>,
     open: Open,
     windows: [Distinct; LEVELS],
 }
