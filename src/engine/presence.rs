@@ -16,9 +16,10 @@
 //!   live when `w` closes overlaps it. A viewer who closed an interval in `w`
 //!   and joined again is live *and* already counted; `rejoined` counts those,
 //!   so `distinct = closed + live - rejoined`, with no scan of the viewers.
-//! * Closed viewers stay in a dead list while an open window counts them (a
-//!   rejoin in that window must find its `seen`), then their slots are
-//!   freed: memory follows live viewers and open windows — the viewers of
+//! * Closed viewers stay in a dead list while the open bucket or hour counts
+//!   them (a rejoin there must find its `seen`); once only the open day
+//!   does, they shrink to a fingerprint in `day_seen`; when the day closes
+//!   they go. Memory follows live viewers and open windows — the viewers of
 //!   the open day, whom an exact daily distinct count must remember — never
 //!   history.
 //!
