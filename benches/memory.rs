@@ -7,8 +7,10 @@
 //! - one ping each for 100 000, 540 000 (just past 2^19, the worst case
 //!   for a slab that grows by doubling) and 1 000 000 distinct viewers, within
 //!   100 s (less than the ttl, one bucket), so all are live;
-//! - turnover within a day: 1 M viewers join and leave, then 1 M others
-//!   join (the exact daily distinct count keeps the first cohort's records);
+//! - turnover within an hour: 1 M viewers join and leave, then 1 M others
+//!   join (the open bucket, hour and day keep the first cohort's records);
+//! - the same with the second cohort 2 h later (only the day counts the
+//!   first cohort, as fingerprints);
 //! - the engine benchmark's 9 simulated minutes (joins, pings, leaves,
 //!   silent drops, rejoins, a bucket boundary), measured at its end.
 //!
@@ -232,13 +234,29 @@ fn main() {
         results.push((format!("all live, {viewers} viewers"), per));
     }
 
-    let events = common::turnover(webinars, ((1_000_000.0 * s) as u32).max(webinars), 11);
+    let events = common::turnover(webinars, ((1_000_000.0 * s) as u32).max(webinars), 11, 0);
     let per = measure(
-        "turnover within one day: 1 M viewers joined and left, then 1 M others joined \
-         (the day's distinct count keeps the first cohort)",
+        "turnover within one hour: 1 M viewers joined and left, then 1 M others joined \
+         (the open bucket, hour and day still count the first cohort)",
         |engine| feed_events(engine, &events),
     );
-    results.push(("turnover, 1 M live + 1 M left earlier today".into(), per));
+    results.push(("turnover, 1 M live + 1 M left this hour".into(), per));
+    drop(events);
+    let events = common::turnover(
+        webinars,
+        ((1_000_000.0 * s) as u32).max(webinars),
+        11,
+        7_200_000,
+    );
+    let per = measure(
+        "turnover across hours: 1 M viewers joined and left, 2 h later 1 M others joined \
+         (only the day counts the first cohort: fingerprints)",
+        |engine| feed_events(engine, &events),
+    );
+    results.push((
+        "turnover, 1 M live + 1 M left 2 h earlier today".into(),
+        per,
+    ));
     drop(events);
 
     // Events are built on the fly from compact records: that allocates

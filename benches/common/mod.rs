@@ -405,7 +405,7 @@ pub fn all_live_pings(
 /// ping in `[200 s, 290 s)` (one bucket, so no bucket closes). At the end
 /// `viewers` are live, and the first cohort still counts for the day's
 /// distinct viewers.
-pub fn turnover(webinars: u32, viewers: u32, seed: u64) -> Vec<Event<'static>> {
+pub fn turnover(webinars: u32, viewers: u32, seed: u64, gap_ms: u32) -> Vec<Event<'static>> {
     let sizes = webinar_sizes(webinars, viewers);
     let ids = Ids::new(webinars, 2 * viewers);
     let mut rng = Rng::new(seed);
@@ -417,7 +417,12 @@ pub fn turnover(webinars: u32, viewers: u32, seed: u64) -> Vec<Event<'static>> {
             let w = w as u32;
             recs.push((rng.range(0, 100_000), viewer, w, false));
             recs.push((rng.range(100_000, 200_000), viewer, w, true));
-            recs.push((rng.range(200_000, 290_000), viewer + viewers, w, false));
+            recs.push((
+                gap_ms + rng.range(200_000, 290_000),
+                viewer + viewers,
+                w,
+                false,
+            ));
             viewer += 1;
         }
     }
