@@ -42,6 +42,15 @@ struct Channel {
 }
 
 impl Channel {
+    /// Replaces the state, waking watchers only if it changed.
+    fn set(&self, state: LiveState) {
+        self.state.send_if_modified(|old| {
+            let changed = *old != state;
+            *old = state;
+            changed
+        });
+    }
+
     fn new() -> Channel {
         Channel {
             state: watch::Sender::new(LiveState::default()),
@@ -69,38 +78,23 @@ impl LiveHub {
     /// Records a webinar's state (from the engine).
     pub fn publish(&self, webinar_id: &Arc<str>, state: LiveState) {
         if let Some(ch) = self.webinars.get(webinar_id) {
-            ch.state.send_if_modified(|old| {
-                let changed = *old != state;
-                *old = state;
-                changed
-            });
+            ch.set(state);
             return;
         }
         // Through the entry: a subscriber that came meanwhile keeps its channel.
-        let ch = self
-            .webinars
+        self.webinars
             .entry(webinar_id.clone())
-            .or_insert_with(Channel::new);
-        ch.state.send_if_modified(|old| {
-            let changed = *old != state;
-            *old = state;
-            changed
-        });
+            .or_insert_with(Channel::new)
+            .set(state);
     }
 
     /// The engine no longer holds state for this webinar (nobody live, no
     /// open bucket): its entry goes unless someone is watching.
     pub fn forget(&self, webinar_id: &str, ts: i64) {
         if let Some(ch) = self.webinars.get(webinar_id) {
-            ch.state.send_if_modified(|old| {
-                let new = LiveState {
-                    live: 0,
-                    ts,
-                    ..LiveState::default()
-                };
-                let changed = *old != new;
-                *old = new;
-                changed
+            ch.set(LiveState {
+                ts,
+                ..LiveState::default()
             });
         }
         self.webinars.remove_if(webinar_id, |_, ch| {

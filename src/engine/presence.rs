@@ -358,6 +358,22 @@ impl Open {
         }
     }
 
+    /// The bucket's statistics, with `live` viewers now.
+    fn stats(&self, bucket: &Distinct, bucket_ms: i64, live: u32) -> PresenceStats {
+        PresenceStats {
+            bucket_start: bucket.start,
+            bucket_end: bucket.start + bucket_ms,
+            min_concurrent: if self.min == u32::MAX { live } else { self.min },
+            max_concurrent: self.max,
+            live_ms: self.live_ms,
+            unique_viewers: bucket.count(live),
+            pings: self.pings,
+            joins: self.joins,
+            leaves: self.leaves,
+            expiries: self.expiries,
+        }
+    }
+
     /// live(k) = `live` for every k in `[last, to)`.
     fn integrate(&mut self, live: u32, to: i64) {
         if to > self.last {
@@ -699,24 +715,8 @@ impl Webinar {
     }
 
     fn stats(&self, p: &Params) -> PresenceStats {
-        let open = &self.open;
-        let w = &self.windows[BUCKET];
-        PresenceStats {
-            bucket_start: w.start,
-            bucket_end: w.start + p.bucket_ms,
-            min_concurrent: if open.min == u32::MAX {
-                self.live
-            } else {
-                open.min
-            },
-            max_concurrent: open.max,
-            live_ms: open.live_ms,
-            unique_viewers: w.count(self.live),
-            pings: open.pings,
-            joins: open.joins,
-            leaves: open.leaves,
-            expiries: open.expiries,
-        }
+        self.open
+            .stats(&self.windows[BUCKET], p.bucket_ms, self.live)
     }
 
     /// Runs every live interval to its end and closes the open windows
@@ -738,24 +738,10 @@ impl Webinar {
 
     /// The live count, the open bucket and the open periods so far.
     pub fn snapshot(&self, p: &Params) -> LiveSnapshot {
-        let mut copy = Webinar {
-            hash: self.hash,
-            inline_len: self.inline_len,
-            inline_id: self.inline_id,
-            id: self.id.clone(),
-            clock: self.clock,
-            dirty: false,
-            viewers: HashTable::new(),
-            live_list: List::EMPTY,
-            dead_list: List::EMPTY,
-            day_seen: hashbrown::HashSet::new(),
-            live: self.live,
-            open: self.open.clone(),
-            windows: self.windows,
-        };
-        copy.open.integrate(self.live, self.clock);
-        copy.open.min = copy.open.min.min(self.live);
-        copy.open.max = copy.open.max.max(self.live);
+        let mut open = self.open.clone();
+        open.integrate(self.live, self.clock);
+        open.min = open.min.min(self.live);
+        open.max = open.max.max(self.live);
         let period = |level: usize, period| {
             let w = &self.windows[level];
             OpenPeriod {
@@ -768,7 +754,7 @@ impl Webinar {
         LiveSnapshot {
             live: self.live,
             ts: self.clock,
-            open_bucket: copy.stats(p),
+            open_bucket: open.stats(&self.windows[BUCKET], p.bucket_ms, self.live),
             open_periods: [period(HOUR, Period::Hour), period(DAY, Period::Day)],
         }
     }
