@@ -9,7 +9,6 @@
 
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,16 +18,22 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Scope, Signer};
-use crate::config::Settings;
+use crate::config::{NatsMode, Settings};
 use crate::engine::Engine;
 use crate::event::{Event, Tick};
 use crate::eventlog::{self, LogReader, LogWriter, Position};
-use crate::http::{self, Inner, Progress, Readiness, ingest::Limiter};
+use crate::http::ingest::{Limiter, Sink};
+use crate::http::{self, Inner, Progress, Readiness};
 use crate::live::LiveHub;
 use crate::metrics::Metrics;
-use crate::pipeline::{self, EngineTask};
+use crate::nats;
+use crate::pipeline::{self, EngineTask, Persisted, Reading, Source, SourcePos, StreamSource};
 use crate::store::Store;
 use crate::util::{Clock, system_clock};
+
+/// Batches of up to [`nats::BATCH`] messages queued between the NATS source
+/// and the engine; the consumer pulls no more while they are full.
+const SOURCE_BATCHES: usize = 16;
 
 /// How long a shutdown may take before the process gives up waiting.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(9);
@@ -52,10 +57,20 @@ impl Application {
         let data_dir = settings.data.dir.clone();
         std::fs::create_dir_all(&data_dir)
             .with_context(|| format!("creating {}", data_dir.display()))?;
-        let log = LogWriter::open(&settings.log_dir(), clock.clone(), metrics.clone())
-            .with_context(|| {
-                format!("opening the event log in {}", settings.log_dir().display())
-            })?;
+        let nats_mode = settings.nats.url.as_ref().map(|_| settings.nats.mode);
+        let streamed = nats_mode == Some(NatsMode::Jetstream);
+        // The local log is the source of truth without NATS; with JetStream
+        // the same machinery keeps the spool of events NATS could not take.
+        let log = match nats_mode {
+            None => Some((settings.log_dir(), "event log")),
+            Some(NatsMode::Jetstream) => Some((settings.spool_dir(), "spool")),
+            Some(NatsMode::Core) => None,
+        }
+        .map(|(dir, what)| {
+            LogWriter::open(&dir, clock.clone(), metrics.clone())
+                .with_context(|| format!("opening the {what} in {}", dir.display()))
+        })
+        .transpose()?;
 
         let store = match &settings.postgres.url {
             Some(url) => Store::connect(url)
@@ -67,18 +82,36 @@ impl Application {
         };
         store.migrate().await.context("applying migrations")?;
 
+        let source_name = if streamed {
+            nats::source_name(&settings.nats)
+        } else {
+            pipeline::LOCAL_SOURCE.to_owned()
+        };
+        let start = if nats_mode.is_some() {
+            SourcePos::Stream(0)
+        } else {
+            SourcePos::Log(Position::START)
+        };
         let checkpoint_path = data_dir.join("checkpoint.bin");
-        let stored: Option<Position> = store
-            .position(pipeline::LOCAL_SOURCE)
+        let stored: Option<SourcePos> = store
+            .position(&source_name)
             .await
             .context("reading the store's position")?
             .and_then(|p| p.parse().ok());
         let (engine, from) = match pipeline::load_checkpoint(&checkpoint_path, &settings.engine())?
         {
+            // Core mode has no positions: the saved state is all there is.
+            Some(c) if nats_mode == Some(NatsMode::Core) && c.position == start => {
+                tracing::info!("resuming from checkpoint");
+                (c.engine, start)
+            }
             // The store must hold every row up to the checkpoint; one that is
             // behind (new, or restored from an older backup) is refilled by
             // re-reading the whole retained log.
-            Some(c) if stored.is_some_and(|s| s >= c.position) => {
+            Some(c)
+                if stored.is_some_and(|s| s.covers(&c.position))
+                    && nats_mode != Some(NatsMode::Core) =>
+            {
                 tracing::info!(position = %c.position, "resuming from checkpoint");
                 (c.engine, c.position)
             }
@@ -86,11 +119,11 @@ impl Application {
                 tracing::warn!(
                     checkpoint = %c.position,
                     store = ?stored.map(|p| p.to_string()),
-                    "the store is behind the checkpoint; rebuilding from the start of the log"
+                    "the checkpoint does not match the store or the source; rebuilding from the start of the source"
                 );
-                (Engine::new(settings.engine())?, Position::START)
+                (Engine::new(settings.engine())?, start)
             }
-            None => (Engine::new(settings.engine())?, Position::START),
+            None => (Engine::new(settings.engine())?, start),
         };
 
         let (signer, secret_generated) = match &settings.auth.secret {
@@ -104,22 +137,113 @@ impl Application {
         let shutdown = CancellationToken::new();
         let hub = LiveHub::new();
         let (ready_tx, ready) = watch::channel(Readiness::default());
-        let (applied_tx, applied) = watch::channel(from);
-        let (checkpointed_tx, checkpointed) = watch::channel(from);
+        let (applied_tx, applied) = watch::channel(Reading {
+            position: from,
+            caught_up: false,
+        });
+        let (checkpointed_tx, checkpointed) = watch::channel(Persisted {
+            position: from,
+            ack: None,
+        });
         let (store_tx, store_rx) = mpsc::channel(64);
         let cache = settings
             .redis
             .url
             .as_ref()
             .map(|_| crate::cache::CacheFeed::new());
+        let mut background = Vec::new();
+
+        let subjects = nats::Subjects::new(&settings.nats.subject_prefix);
+        let (source, sink, nats_parts) = match (&settings.nats.url, nats_mode) {
+            (Some(url), Some(mode)) => {
+                ready_tx.send_modify(|r| r.degraded.push(("nats".into(), "connecting".into())));
+                let client = nats::connect(url, ready_tx.clone(), metrics.clone()).await?;
+                let js = nats::jetstream(client.clone(), &settings.nats);
+                let (tx, rx) = mpsc::channel(SOURCE_BATCHES);
+                let streamed = mode == NatsMode::Jetstream;
+                if streamed {
+                    let next = match from {
+                        SourcePos::Stream(seq) => seq + 1,
+                        SourcePos::Log(_) => 1,
+                    };
+                    background.push(tokio::spawn(nats::jetstream_source(
+                        js.clone(),
+                        settings.nats.clone(),
+                        next,
+                        tx,
+                        ready_tx.clone(),
+                        shutdown.clone(),
+                    )));
+                    background.push(tokio::spawn(nats::acker(
+                        client.clone(),
+                        checkpointed.clone(),
+                    )));
+                } else {
+                    let (client, subjects, clock, shutdown) = (
+                        client.clone(),
+                        subjects.clone(),
+                        clock.clone(),
+                        shutdown.clone(),
+                    );
+                    background.push(tokio::spawn(async move {
+                        if let Err(e) =
+                            nats::core_source(client, subjects, tx, clock, shutdown).await
+                        {
+                            tracing::error!(error = %e, "subscribing to the event subjects failed");
+                        }
+                    }));
+                }
+                let source = Source::Stream(StreamSource {
+                    rx,
+                    subjects: subjects.clone(),
+                    dlq: streamed.then(|| {
+                        nats::Dlq::new(
+                            js.clone(),
+                            &settings.nats,
+                            tokio::runtime::Handle::current(),
+                            shutdown.clone(),
+                        )
+                    }),
+                    last_seq: match from {
+                        SourcePos::Stream(seq) if streamed => Some(seq),
+                        _ => None,
+                    },
+                    last_reply: None,
+                    caught_up: false,
+                });
+                let sink = Sink::Nats(nats::NatsSink {
+                    client: client.clone(),
+                    js: streamed.then(|| js.clone()),
+                    spool: log,
+                    subjects: subjects.clone(),
+                    metrics: metrics.clone(),
+                });
+                (source, sink, Some((client, js, nats::LiveFeed::new())))
+            }
+            _ => {
+                let log = log.expect("the local log is open without NATS");
+                let source = Source::Log {
+                    reader: LogReader::new(
+                        &settings.log_dir(),
+                        match from {
+                            SourcePos::Log(p) => p,
+                            SourcePos::Stream(_) => Position::START,
+                        },
+                    ),
+                    committed: log.committed(),
+                };
+                (source, Sink::Log(log), None)
+            }
+        };
 
         let engine_thread = EngineTask {
             engine,
-            reader: LogReader::new(&settings.log_dir(), from),
-            committed: log.committed(),
+            source,
+            source_name,
             store: store_tx,
             hub: hub.clone(),
             cache: cache.clone(),
+            live_out: nats_parts.as_ref().map(|(_, _, feed)| feed.clone()),
             metrics: metrics.clone(),
             ready: ready_tx.clone(),
             applied: applied_tx,
@@ -136,6 +260,30 @@ impl Application {
             ready_tx.clone(),
             clock.clone(),
         ));
+        let (forwarded_tx, forwarded) = watch::channel(Position::START);
+        if let Some((client, js, feed)) = &nats_parts {
+            background.push(tokio::spawn(nats::live_publisher(
+                client.clone(),
+                subjects.clone(),
+                feed.clone(),
+                Duration::from_millis(settings.live.push_interval_ms),
+                shutdown.clone(),
+            )));
+            if let Sink::Nats(nats::NatsSink {
+                spool: Some(spool), ..
+            }) = &sink
+            {
+                background.push(tokio::spawn(nats::forwarder(
+                    js.clone(),
+                    client.clone(),
+                    subjects.clone(),
+                    settings.spool_dir(),
+                    spool.committed(),
+                    forwarded_tx,
+                    shutdown.clone(),
+                )));
+            }
+        }
         let cache_writer = match (&settings.redis.url, cache) {
             (Some(url), Some(feed)) => Some(tokio::spawn(crate::cache::writer(
                 url.clone(),
@@ -155,7 +303,7 @@ impl Application {
         let limiter = Limiter::new(settings.http.rate_limit_per_sec);
         let state = Arc::new(Inner {
             settings,
-            log,
+            sink,
             store,
             hub,
             signer,
@@ -168,10 +316,17 @@ impl Application {
                 applied: applied.clone(),
             },
         });
-        let mut background = vec![
-            tokio::spawn(ticker(state.clone(), applied)),
-            tokio::spawn(housekeeping(state.clone(), checkpointed)),
-        ];
+        background.push(tokio::spawn(ticker(
+            state.clone(),
+            applied,
+            nats_parts.map(|(client, js, _)| (client, js)),
+            forwarded.clone(),
+        )));
+        background.push(tokio::spawn(housekeeping(
+            state.clone(),
+            checkpointed,
+            forwarded,
+        )));
         background.extend(cache_writer);
         Ok(Application {
             listener,
@@ -282,43 +437,85 @@ impl Application {
     }
 }
 
-/// Every second, while the engine is caught up with the log, writes a tick
-/// (`wall time - window.idle_lag_ms`) so idle clocks advance in band.
-async fn ticker(s: http::AppState, applied: watch::Receiver<Position>) {
+/// Every second, while the engine is caught up with its source, writes a
+/// tick (`wall time - window.idle_lag_ms`) so idle clocks advance in band:
+/// to the local log, or to `<prefix>.tick` (not while the spool still holds
+/// events for the stream: they would land behind the tick).
+async fn ticker(
+    s: http::AppState,
+    applied: watch::Receiver<Reading>,
+    nats: Option<(async_nats::Client, async_nats::jetstream::Context)>,
+    forwarded: watch::Receiver<Position>,
+) {
     let mut every = tokio::time::interval(Duration::from_secs(1));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let committed = s.log.committed();
+    let subjects = nats::Subjects::new(&s.settings.nats.subject_prefix);
     loop {
         every.tick().await;
         if s.shutdown.is_cancelled() {
             return;
         }
-        if *applied.borrow() < *committed.borrow() {
+        let reading = *applied.borrow();
+        let behind = match (&s.sink, reading.position) {
+            (Sink::Log(log), SourcePos::Log(p)) => p < *log.committed().borrow(),
+            (Sink::Nats(n), _) => {
+                !reading.caught_up
+                    || n.spool
+                        .as_ref()
+                        .is_some_and(|spool| *forwarded.borrow() < *spool.committed().borrow())
+            }
+            _ => true,
+        };
+        if behind {
             continue;
         }
         let tick = Event::Tick(Tick {
             ts: (s.clock)() - s.settings.window.idle_lag_ms,
         });
-        let mut line = tick.to_json();
-        line.push('\n');
-        if let Err(e) = s.log.append(line.into_bytes()).await {
-            tracing::warn!(error = %e, "could not write a tick");
+        let line = tick.to_json();
+        let written = match (&s.sink, &nats) {
+            (Sink::Log(log), _) => {
+                let mut line = line;
+                line.push('\n');
+                log.append(line.into_bytes())
+                    .await
+                    .map(drop)
+                    .map_err(|e| anyhow::anyhow!("{e}"))
+            }
+            (Sink::Nats(n), Some((client, js))) => {
+                nats::publish_tick(client, n.js.as_ref().map(|_| js), &subjects, line).await
+            }
+            (Sink::Nats(_), None) => Ok(()),
+        };
+        if let Err(e) = written {
+            tracing::debug!(error = %e, "could not write a tick");
         }
     }
 }
 
-/// Hourly: compress and delete old log files the last checkpoint no longer
-/// needs; forget rate-limit entries of quiet clients.
-async fn housekeeping(s: http::AppState, checkpointed: watch::Receiver<Position>) {
+/// Hourly: compress and delete old log (or spool) files that the last
+/// checkpoint (or the forwarder) no longer needs; forget rate-limit entries
+/// of quiet clients.
+async fn housekeeping(
+    s: http::AppState,
+    checkpointed: watch::Receiver<Persisted>,
+    forwarded: watch::Receiver<Position>,
+) {
     let mut every = tokio::time::interval(Duration::from_secs(3600));
     loop {
         every.tick().await;
         if let Some(l) = &s.limiter {
             l.sweep();
         }
-        let dir: PathBuf = s.settings.log_dir();
+        let (dir, needed) = match &s.sink {
+            Sink::Log(_) => match checkpointed.borrow().position {
+                SourcePos::Log(p) => (s.settings.log_dir(), p),
+                SourcePos::Stream(_) => continue,
+            },
+            Sink::Nats(n) if n.spool.is_some() => (s.settings.spool_dir(), *forwarded.borrow()),
+            Sink::Nats(_) => continue,
+        };
         let today = eventlog::utc_day((s.clock)());
-        let needed = *checkpointed.borrow();
         let (compress, retain) = (
             s.settings.log.compress_after_days,
             s.settings.log.retain_days,

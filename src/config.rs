@@ -21,7 +21,7 @@ pub struct Settings {
     pub http: Http,
     pub data: Data,
     #[serde(default)]
-    pub nats: External,
+    pub nats: Nats,
     #[serde(default)]
     pub redis: Redis,
     #[serde(default)]
@@ -55,6 +55,60 @@ pub struct Data {
 #[serde(deny_unknown_fields)]
 pub struct External {
     pub url: Option<String>,
+}
+
+/// How the service uses NATS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NatsMode {
+    /// The JetStream stream is the event log: at-least-once delivery,
+    /// exactly-once results.
+    Jetstream,
+    /// Plain subscriptions, no stream: at-most-once.
+    Core,
+}
+
+/// NATS, switched on by its URL (DESIGN §5, §7).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Nats {
+    pub url: Option<String>,
+    pub mode: NatsMode,
+    /// Subjects are `<prefix>.presence.<webinar_id>` and so on.
+    pub subject_prefix: String,
+    pub stream: String,
+    pub dlq_stream: String,
+    /// The durable pull consumer's name.
+    pub consumer: String,
+    /// Messages older than this are removed from the stream (0: kept).
+    pub retain_days: u32,
+    /// The stream's size limit in bytes (0: none).
+    pub max_bytes: i64,
+    /// Publishes with the same `Nats-Msg-Id` within this window are stored once.
+    pub duplicate_window_ms: u64,
+    /// Delivered but unacknowledged messages are sent again after this.
+    pub ack_wait_ms: u64,
+    /// How long an HTTP publish waits for the stream's acknowledgement
+    /// before the event goes to the local spool instead.
+    pub publish_timeout_ms: u64,
+}
+
+impl Default for Nats {
+    fn default() -> Self {
+        Nats {
+            url: None,
+            mode: NatsMode::Jetstream,
+            subject_prefix: "eventflow".into(),
+            stream: "EVENTFLOW".into(),
+            dlq_stream: "EVENTFLOW_DLQ".into(),
+            consumer: "eventflow-aggregator".into(),
+            retain_days: 7,
+            max_bytes: 0,
+            duplicate_window_ms: 120_000,
+            ack_wait_ms: 600_000,
+            publish_timeout_ms: 2_000,
+        }
+    }
 }
 
 /// Redis, switched on by its URL; keys live under `prefix`.
@@ -173,12 +227,56 @@ impl Settings {
         if self.log.checkpoint_interval_ms == 0 {
             anyhow::bail!("log.checkpoint_interval_ms: must be at least 1");
         }
+        self.validate_nats()?;
         for origin in &self.http.allowed_origins {
             if origin.parse::<axum::http::HeaderValue>().is_err() || !origin.contains("://") {
                 anyhow::bail!(
                     "http.allowed_origins: {origin:?} is not an origin like https://app.example.com"
                 );
             }
+        }
+        Ok(())
+    }
+
+    fn validate_nats(&self) -> anyhow::Result<()> {
+        let n = &self.nats;
+        let token = |s: &str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        };
+        if n.subject_prefix.is_empty() || n.subject_prefix.split('.').any(|t| !token(t)) {
+            anyhow::bail!(
+                "nats.subject_prefix: {:?} must be dot-separated tokens of [A-Za-z0-9_-]",
+                n.subject_prefix
+            );
+        }
+        for (key, name) in [
+            ("nats.stream", &n.stream),
+            ("nats.dlq_stream", &n.dlq_stream),
+            ("nats.consumer", &n.consumer),
+        ] {
+            if !token(name) {
+                anyhow::bail!("{key}: {name:?} must be a non-empty name of [A-Za-z0-9_-]");
+            }
+        }
+        if n.stream == n.dlq_stream {
+            anyhow::bail!("nats.dlq_stream: must differ from nats.stream");
+        }
+        if n.max_bytes < 0 {
+            anyhow::bail!("nats.max_bytes: must not be negative (0: no limit)");
+        }
+        if n.duplicate_window_ms < 1_000 {
+            anyhow::bail!("nats.duplicate_window_ms: must be at least 1000");
+        }
+        if n.ack_wait_ms < 2 * self.log.checkpoint_interval_ms.max(1_000) {
+            anyhow::bail!(
+                "nats.ack_wait_ms: must be at least twice log.checkpoint_interval_ms \
+                 (messages are acknowledged once a checkpoint covers them)"
+            );
+        }
+        if n.publish_timeout_ms == 0 {
+            anyhow::bail!("nats.publish_timeout_ms: must be at least 1");
         }
         Ok(())
     }
@@ -198,8 +296,15 @@ impl Settings {
         jiff::tz::TimeZone::get(&self.stats.timezone).unwrap_or(jiff::tz::TimeZone::UTC)
     }
 
+    /// The local event log, the source of truth without NATS.
     pub fn log_dir(&self) -> PathBuf {
         self.data.dir.join("log")
+    }
+
+    /// With JetStream on: where HTTP ingest keeps events while NATS is
+    /// unreachable, until they are forwarded to the stream.
+    pub fn spool_dir(&self) -> PathBuf {
+        self.data.dir.join("spool")
     }
 }
 
@@ -256,6 +361,10 @@ mod tests {
         assert!(err("presence.ttl_ms", (-5).into()).contains("presence.ttl_ms"));
         assert!(err("stats.timezone", "Mars/Olympus".into()).contains("stats.timezone"));
         assert!(err("window.bucket_sm", 1.into()).contains("bucket_sm"));
+        assert!(err("nats.mode", "push".into()).contains("mode"));
+        assert!(err("nats.subject_prefix", "a..b".into()).contains("nats.subject_prefix"));
+        assert!(err("nats.stream", "EVENT FLOW".into()).contains("nats.stream"));
+        assert!(err("nats.ack_wait_ms", 1_000.into()).contains("nats.ack_wait_ms"));
         assert!(
             err("http.allowed_origins", serde_json::json!(["nope"]))
                 .contains("http.allowed_origins")

@@ -115,12 +115,13 @@ pub async fn audience(s: AppState) {
         if events.is_empty() {
             continue;
         }
-        let mut lines = Vec::new();
+        let mut lines = s.sink.prepare();
         for e in &events {
-            lines.extend_from_slice(e.to_json().as_bytes());
-            lines.push(b'\n');
+            if let Err(e) = lines.push(e, "event") {
+                tracing::warn!(error = ?e, "the demo made an event too large");
+            }
         }
-        if let Err(e) = s.log.append(lines).await {
+        if let Err(e) = s.sink.append(lines).await {
             tracing::warn!(error = %e, "the demo audience could not write");
         } else {
             s.metrics

@@ -16,8 +16,11 @@
 //!   - [`config`] — layered settings (DESIGN §10).
 //!   - [`eventlog`] — the local event log with group commit: the source of
 //!     truth in embedded mode.
-//!   - [`pipeline`] — the engine thread following the log; the store writer;
-//!     checkpoints.
+//!   - [`nats`] — NATS: the JetStream stream as the event log (or core
+//!     subscriptions), publishing on ingest with a local spool, live counts,
+//!     the dead-letter stream.
+//!   - [`pipeline`] — the engine thread following its source; the store
+//!     writer; checkpoints.
 //!   - [`store`] — final buckets in SQLite or Postgres (one schema,
 //!     `migrations/`).
 //!   - [`live`] — the hub fanning live counts out to readers.
@@ -38,6 +41,7 @@ pub mod eventlog;
 pub mod http;
 pub mod live;
 pub mod metrics;
+pub mod nats;
 pub mod pipeline;
 pub mod replay;
 pub mod store;

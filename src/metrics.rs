@@ -35,6 +35,9 @@ pub struct Metrics {
     pub live_viewers: Gauge,
     pub engine_lag_bytes: Gauge<i64, std::sync::atomic::AtomicI64>,
     pub buckets_flushed: Counter<u64, AtomicU64>,
+    pub engine_lag_messages: Gauge<i64, std::sync::atomic::AtomicI64>,
+    pub spooled: Counter,
+    pub nats_dropped: Counter,
 }
 
 impl Default for Metrics {
@@ -106,8 +109,29 @@ impl Metrics {
             "Final bucket rows written to the store",
             buckets_flushed.clone(),
         );
+        let engine_lag_messages = Gauge::default();
+        registry.register(
+            "engine_lag_messages",
+            "JetStream messages stored but not yet delivered to the engine",
+            engine_lag_messages.clone(),
+        );
+        let spooled = Counter::default();
+        registry.register(
+            "spooled_events",
+            "Events kept in the local spool because NATS did not acknowledge them",
+            spooled.clone(),
+        );
+        let nats_dropped = Counter::default();
+        registry.register(
+            "nats_slow_consumer_events",
+            "Times NATS reported a subscription too slow and dropped messages (core mode)",
+            nats_dropped.clone(),
+        );
         Metrics {
             registry,
+            engine_lag_messages,
+            spooled,
+            nats_dropped,
             records,
             late,
             clamped,

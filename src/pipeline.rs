@@ -1,10 +1,12 @@
-//! The live engine: a thread that follows the event log and folds it in,
-//! and the task that makes its results durable.
+//! The live engine: a thread that follows the event source and folds it
+//! in, and the task that makes its results durable.
 //!
-//! The engine thread reads the log up to the committed position (the same
-//! path serves recovery after a restart and live operation), applies each
-//! record, publishes live counts to the hub, and hands final buckets with
-//! the log position they reflect to the store writer. Every
+//! The source is the local log, read up to the committed position, or the
+//! batches of the NATS source (JetStream stream sequences, or core
+//! subscriptions). The same path serves recovery after a restart and live
+//! operation: the engine applies each record, publishes live counts to the
+//! hub, and hands final buckets with the source position they reflect to
+//! the store writer. Every
 //! `log.checkpoint_interval_ms` it also hands over a checkpoint of its whole
 //! state; the writer persists it only after every row before it is
 //! committed, so a restart from the checkpoint re-emits — identically —
@@ -25,21 +27,84 @@ use crate::eventlog::{LogReader, Position};
 use crate::http::Readiness;
 use crate::live::{LiveHub, LiveState};
 use crate::metrics::Metrics;
+use crate::nats::{Dlq, LiveFeed, StreamBatch, Subjects};
 use crate::store::{Batch, Store};
 use crate::util::{Clock, backoff};
 
 /// The source name under which the local log's position is saved.
 pub const LOCAL_SOURCE: &str = "local-log";
 
+/// How far the engine has read its source: a place in the local log, or a
+/// JetStream stream sequence (the last one applied).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourcePos {
+    Log(Position),
+    Stream(u64),
+}
+
+impl SourcePos {
+    /// Whether this is at or past `other` (positions of different sources
+    /// are never ordered).
+    pub fn covers(&self, other: &SourcePos) -> bool {
+        match (self, other) {
+            (SourcePos::Log(a), SourcePos::Log(b)) => a >= b,
+            (SourcePos::Stream(a), SourcePos::Stream(b)) => a >= b,
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Display for SourcePos {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SourcePos::Log(p) => p.fmt(f),
+            SourcePos::Stream(seq) => write!(f, "seq:{seq}"),
+        }
+    }
+}
+
+impl std::str::FromStr for SourcePos {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.strip_prefix("seq:") {
+            Some(n) => n
+                .parse()
+                .map(SourcePos::Stream)
+                .map_err(|e| format!("{s:?}: {e}")),
+            None => s.parse().map(SourcePos::Log),
+        }
+    }
+}
+
+/// What the engine reports after each round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reading {
+    pub position: SourcePos,
+    /// Nothing more was waiting in the source.
+    pub caught_up: bool,
+}
+
+/// A checkpoint that is on disk, and the stream acknowledgement it allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Persisted {
+    pub position: SourcePos,
+    /// The reply subject of the last message the checkpoint covers.
+    pub ack: Option<String>,
+}
+
 /// Messages from the engine thread to the store writer, in order.
 pub enum StoreMsg {
     Write(Batch),
-    Checkpoint { state: Vec<u8>, position: Position },
+    Checkpoint {
+        state: Vec<u8>,
+        position: SourcePos,
+        ack: Option<String>,
+    },
 }
 
-/// The engine state saved with the log position it reflects.
+/// The engine state saved with the source position it reflects.
 pub struct Checkpoint {
-    pub position: Position,
+    pub position: SourcePos,
     pub engine: Engine,
 }
 
@@ -58,7 +123,7 @@ pub fn load_checkpoint(path: &Path, config: &EngineConfig) -> anyhow::Result<Opt
         .ok_or_else(|| anyhow::anyhow!("{}: not an EventFlow checkpoint", path.display()))?;
     let (position, state): (String, Vec<u8>) = postcard::from_bytes(rest)
         .map_err(|e| anyhow::anyhow!("{}: unreadable checkpoint: {e}", path.display()))?;
-    let position: Position = position
+    let position: SourcePos = position
         .parse()
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let engine = Engine::restore(config.clone(), &state).map_err(|e| {
@@ -71,7 +136,7 @@ pub fn load_checkpoint(path: &Path, config: &EngineConfig) -> anyhow::Result<Opt
 }
 
 /// Writes a checkpoint atomically: a temporary file, fsync, rename.
-pub fn write_checkpoint(path: &Path, state: &[u8], position: Position) -> std::io::Result<()> {
+pub fn write_checkpoint(path: &Path, state: &[u8], position: SourcePos) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     let body =
         postcard::to_stdvec(&(position.to_string(), state)).map_err(std::io::Error::other)?;
@@ -88,25 +153,60 @@ pub fn write_checkpoint(path: &Path, state: &[u8], position: Position) -> std::i
     Ok(())
 }
 
+/// Where the engine's records come from.
+pub enum Source {
+    /// The local log, up to what is committed.
+    Log {
+        reader: LogReader,
+        committed: watch::Receiver<Position>,
+    },
+    /// NATS: batches from the JetStream consumer or the core subscriptions.
+    Stream(StreamSource),
+}
+
+pub struct StreamSource {
+    pub rx: mpsc::Receiver<StreamBatch>,
+    pub subjects: Subjects,
+    /// JetStream: rejected messages go here. Core mode only logs them.
+    pub dlq: Option<Dlq>,
+    /// JetStream: the last sequence applied. `None` in core mode, which
+    /// has no positions.
+    pub last_seq: Option<u64>,
+    pub last_reply: Option<String>,
+    pub caught_up: bool,
+}
+
 /// Everything the engine thread needs.
 pub struct EngineTask {
     pub engine: Engine,
-    pub reader: LogReader,
-    pub committed: watch::Receiver<Position>,
+    pub source: Source,
+    /// The name the position is stored under.
+    pub source_name: String,
     pub store: mpsc::Sender<StoreMsg>,
     pub hub: Arc<LiveHub>,
     /// Redis, when configured.
     pub cache: Option<Arc<crate::cache::CacheFeed>>,
+    /// NATS live counts, when configured.
+    pub live_out: Option<Arc<LiveFeed>>,
     pub metrics: Arc<Metrics>,
     pub ready: watch::Sender<Readiness>,
-    /// Where the engine has read to (for tick writing: only while caught up).
-    pub applied: watch::Sender<Position>,
+    /// Where the engine has read to (ticks are written only while caught up).
+    pub applied: watch::Sender<Reading>,
     pub checkpoint_every: Duration,
     pub shutdown: CancellationToken,
 }
 
-/// Lines read per round before results are handed on.
+/// Records read per round before results are handed on.
 const ROUND_LINES: usize = 20_000;
+
+/// What one round of reading did.
+struct Round {
+    read: usize,
+    position: Option<SourcePos>,
+    caught_up: bool,
+    /// Nothing was read and nothing will come: stop.
+    finished: bool,
+}
 
 impl EngineTask {
     pub fn spawn(self) -> std::io::Result<std::thread::JoinHandle<()>> {
@@ -116,38 +216,40 @@ impl EngineTask {
     }
 
     fn run(mut self) {
-        let recovery_target = *self.committed.borrow();
+        let recovery_target = match &self.source {
+            Source::Log { committed, .. } => Some(*committed.borrow()),
+            Source::Stream(_) => None,
+        };
         let mut recovered = false;
         let mut last_checkpoint = Instant::now();
-        let mut last_sent = self.reader.position();
+        let mut last_sent = self.position();
         let mut counted = self.engine.counters().clone();
         loop {
-            let limit = *self.committed.borrow_and_update();
-            let mut invalid = 0u64;
-            let engine = &mut self.engine;
-            let read = self.reader.read_until(limit, ROUND_LINES, |line, pos| {
-                let applied = event::decode(line)
-                    .map_err(|e| e.to_string())
-                    .and_then(|ev| engine.apply(&ev, None).map_err(|e| e.to_string()));
-                if let Err(reason) = applied {
-                    invalid += 1;
-                    tracing::warn!(position = %pos, %reason, "skipped an unreadable log line");
+            let round = match &mut self.source {
+                Source::Log { reader, committed } => {
+                    match log_round(reader, committed, &mut self.engine, &self.metrics) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            tracing::error!(error = %e, position = %reader.position(), "reading the event log failed; retrying");
+                            std::thread::sleep(Duration::from_secs(1));
+                            continue;
+                        }
+                    }
                 }
-            });
-            let read = match read {
-                Ok(n) => n,
-                Err(e) => {
-                    tracing::error!(error = %e, position = %self.reader.position(), "reading the event log failed; retrying");
-                    std::thread::sleep(Duration::from_secs(1));
-                    continue;
+                Source::Stream(s) => {
+                    stream_round(s, &mut self.engine, &self.metrics, &self.shutdown)
                 }
             };
-            self.metrics.record("unknown", "invalid", invalid);
+            if round.finished {
+                break;
+            }
             self.publish(&mut counted);
-            let position = self.reader.position();
+            let position = round.position;
             let mut batch = self.take_batch();
-            if position != last_sent {
-                batch.position = Some((LOCAL_SOURCE.to_owned(), position.to_string()));
+            if position != last_sent
+                && let Some(p) = position
+            {
+                batch.position = Some((self.source_name.clone(), p.to_string()));
             }
             if !batch.is_empty() {
                 last_sent = position;
@@ -156,32 +258,34 @@ impl EngineTask {
                     return;
                 }
             }
-            self.applied.send_replace(position);
-            let committed = *self.committed.borrow();
-            // Bytes behind within today's file (a day behind shows as the whole file).
-            let lag = if committed.day == position.day {
-                committed.offset.saturating_sub(position.offset)
-            } else {
-                committed.offset
+            if let Some(p) = position {
+                self.applied.send_replace(Reading {
+                    position: p,
+                    caught_up: round.caught_up,
+                });
+            }
+            let reached = match (recovery_target, position) {
+                (Some(target), Some(SourcePos::Log(p))) => p >= target,
+                _ => round.caught_up,
             };
-            self.metrics.engine_lag_bytes.set(lag as i64);
-            if !recovered && position >= recovery_target {
+            if !recovered && reached {
                 recovered = true;
                 self.ready.send_modify(|r| r.recovered = true);
-                tracing::info!(%position, "caught up with the event log");
+                tracing::info!(position = ?position.map(|p| p.to_string()), "caught up with the source");
             }
             if last_checkpoint.elapsed() >= self.checkpoint_every {
                 last_checkpoint = Instant::now();
-                self.checkpoint(position);
+                self.checkpoint();
             }
-            if read == 0 {
-                if self.shutdown.is_cancelled() && position >= *self.committed.borrow() {
+            if round.read == 0
+                && let Source::Log { committed, reader } = &mut self.source
+            {
+                if self.shutdown.is_cancelled() && reader.position() >= *committed.borrow() {
                     break;
                 }
                 // Sleep until the log grows or shutdown begins. tokio's sync
                 // primitives need no runtime, so this cannot fail while the
                 // runtime itself is shutting down.
-                let committed = &mut self.committed;
                 let shutdown = &self.shutdown;
                 futures_executor::block_on(async {
                     tokio::select! {
@@ -191,16 +295,38 @@ impl EngineTask {
                 });
             }
         }
-        let position = self.reader.position();
-        self.checkpoint(position);
-        tracing::info!(%position, "engine stopped after a final flush");
+        self.checkpoint();
+        tracing::info!(position = ?self.position().map(|p| p.to_string()), "engine stopped after a final flush");
     }
 
-    fn checkpoint(&mut self, position: Position) {
+    fn position(&self) -> Option<SourcePos> {
+        match &self.source {
+            Source::Log { reader, .. } => Some(SourcePos::Log(reader.position())),
+            Source::Stream(s) => s.last_seq.map(SourcePos::Stream),
+        }
+    }
+
+    fn checkpoint(&mut self) {
+        let Some(position) = self.position() else {
+            // Core mode: the state is still worth keeping across a restart.
+            let state = self.engine.save();
+            let _ = self.store.blocking_send(StoreMsg::Checkpoint {
+                state,
+                position: SourcePos::Stream(0),
+                ack: None,
+            });
+            return;
+        };
+        let ack = match &self.source {
+            Source::Stream(s) => s.last_reply.clone(),
+            Source::Log { .. } => None,
+        };
         let state = self.engine.save();
-        let _ = self
-            .store
-            .blocking_send(StoreMsg::Checkpoint { state, position });
+        let _ = self.store.blocking_send(StoreMsg::Checkpoint {
+            state,
+            position,
+            ack,
+        });
     }
 
     /// Final buckets since the last round, also sent to live subscribers.
@@ -224,7 +350,7 @@ impl EngineTask {
 
     /// Live states of the webinars that changed, and counters.
     fn publish(&mut self, counted: &mut crate::engine::Counters) {
-        let (hub, cache) = (&self.hub, &self.cache);
+        let (hub, cache, live_out) = (&self.hub, &self.cache, &self.live_out);
         let tick = self.engine.tick_clock().unwrap_or(0);
         self.engine.take_changed(|id, snapshot| {
             let state = match snapshot {
@@ -244,6 +370,9 @@ impl EngineTask {
             if let Some(cache) = cache {
                 cache.live(id, &state);
             }
+            if let Some(out) = live_out {
+                out.live(id, &state);
+            }
         });
         let now = self.engine.counters();
         for t in EventType::ALL {
@@ -261,6 +390,118 @@ impl EngineTask {
     }
 }
 
+/// Reads the committed part of the log (at most one round's worth).
+fn log_round(
+    reader: &mut LogReader,
+    committed: &mut watch::Receiver<Position>,
+    engine: &mut Engine,
+    metrics: &Metrics,
+) -> std::io::Result<Round> {
+    let limit = *committed.borrow_and_update();
+    let mut invalid = 0u64;
+    let read = reader.read_until(limit, ROUND_LINES, |line, pos| {
+        let applied = event::decode(line)
+            .map_err(|e| e.to_string())
+            .and_then(|ev| engine.apply(&ev, None).map_err(|e| e.to_string()));
+        if let Err(reason) = applied {
+            invalid += 1;
+            tracing::warn!(position = %pos, %reason, "skipped an unreadable log line");
+        }
+    })?;
+    metrics.record("unknown", "invalid", invalid);
+    let position = reader.position();
+    let committed = *committed.borrow();
+    // Bytes behind within today's file (a day behind shows as the whole file).
+    let lag = if committed.day == position.day {
+        committed.offset.saturating_sub(position.offset)
+    } else {
+        committed.offset
+    };
+    metrics.engine_lag_bytes.set(lag as i64);
+    Ok(Round {
+        read,
+        position: Some(SourcePos::Log(position)),
+        caught_up: position >= committed,
+        finished: false,
+    })
+}
+
+/// Applies the batches the NATS source has handed over, waiting for one
+/// when there are none. Rejected messages are in the dead-letter stream
+/// before the round's results move on.
+fn stream_round(
+    s: &mut StreamSource,
+    engine: &mut Engine,
+    metrics: &Metrics,
+    shutdown: &CancellationToken,
+) -> Round {
+    let first = match s.rx.try_recv() {
+        Ok(b) => b,
+        Err(_) => {
+            let waited = futures_executor::block_on(async {
+                tokio::select! {
+                    b = s.rx.recv() => b,
+                    _ = shutdown.cancelled() => None,
+                }
+            });
+            match waited {
+                Some(b) => b,
+                None => {
+                    return Round {
+                        read: 0,
+                        position: s.last_seq.map(SourcePos::Stream),
+                        caught_up: s.caught_up,
+                        finished: true,
+                    };
+                }
+            }
+        }
+    };
+    let mut read = 0;
+    let mut invalid = 0u64;
+    let mut batch = Some(first);
+    while let Some(b) = batch.take() {
+        for r in &b.records {
+            if s.last_seq.is_some_and(|last| r.seq <= last) {
+                continue;
+            }
+            let applied = s
+                .subjects
+                .decode(&r.subject, &r.payload, r.stored)
+                .and_then(|ev| engine.apply(&ev, Some(r.stored)).map_err(|e| e.to_string()));
+            if let Err(reason) = applied {
+                invalid += 1;
+                match &mut s.dlq {
+                    Some(dlq) => dlq.reject(r, reason),
+                    None => {
+                        tracing::warn!(subject = %r.subject, %reason, "dropped an invalid message")
+                    }
+                }
+            }
+            if s.last_seq.is_some() {
+                s.last_seq = Some(r.seq);
+                s.last_reply = r.reply.as_ref().map(|r| r.to_string());
+            }
+        }
+        read += b.records.len();
+        s.caught_up = b.pending == 0;
+        metrics.engine_lag_messages.set(b.pending as i64);
+        if read < ROUND_LINES {
+            batch = s.rx.try_recv().ok();
+        }
+    }
+    metrics.record("unknown", "invalid", invalid);
+    if let Some(dlq) = &mut s.dlq {
+        dlq.flush();
+    }
+    Round {
+        read,
+        position: s.last_seq.map(SourcePos::Stream),
+        caught_up: s.caught_up,
+        finished: false,
+    }
+}
+
 /// Writes what the engine hands over, retrying a failing store with capped,
 /// jittered backoff, and persists checkpoints once the rows before them are
 /// in. While the store is down it keeps taking the engine's batches (merged
@@ -271,7 +512,7 @@ pub async fn store_writer(
     store: Store,
     mut rx: mpsc::Receiver<StoreMsg>,
     checkpoint_path: PathBuf,
-    checkpointed: watch::Sender<Position>,
+    checkpointed: watch::Sender<Persisted>,
     metrics: Arc<Metrics>,
     ready: watch::Sender<Readiness>,
     clock: Clock,
@@ -316,8 +557,8 @@ pub async fn store_writer(
                     ready.send_modify(|r| r.degraded.retain(|(part, _)| part != "store"));
                 }
                 attempt = 0;
-                if let Some((state, position)) = pending.checkpoint.take() {
-                    persist_checkpoint(&checkpoint_path, state, position, &checkpointed).await;
+                if let Some((state, persisted)) = pending.checkpoint.take() {
+                    persist_checkpoint(&checkpoint_path, state, persisted, &checkpointed).await;
                 }
                 pending = arrived;
             }
@@ -363,13 +604,14 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 async fn persist_checkpoint(
     path: &Path,
     state: Vec<u8>,
-    position: Position,
-    checkpointed: &watch::Sender<Position>,
+    persisted: Persisted,
+    checkpointed: &watch::Sender<Persisted>,
 ) {
     let path = path.to_owned();
+    let position = persisted.position;
     match tokio::task::spawn_blocking(move || write_checkpoint(&path, &state, position)).await {
         Ok(Ok(())) => {
-            checkpointed.send_replace(position);
+            checkpointed.send_replace(persisted);
         }
         Ok(Err(e)) => {
             tracing::error!(error = %e, "writing a checkpoint failed; the previous one stays")
@@ -383,7 +625,7 @@ async fn persist_checkpoint(
 #[derive(Default)]
 struct Pending {
     batch: Batch,
-    checkpoint: Option<(Vec<u8>, Position)>,
+    checkpoint: Option<(Vec<u8>, Persisted)>,
 }
 
 impl Pending {
@@ -394,8 +636,8 @@ impl Pending {
     /// Adds what arrived after this: its rows, and its newer checkpoint.
     fn merge(&mut self, later: Pending) {
         self.absorb(StoreMsg::Write(later.batch));
-        if let Some((state, position)) = later.checkpoint {
-            self.checkpoint = Some((state, position));
+        if let Some(checkpoint) = later.checkpoint {
+            self.checkpoint = Some(checkpoint);
         }
     }
 
@@ -409,7 +651,11 @@ impl Pending {
                     self.batch.position = more.position;
                 }
             }
-            StoreMsg::Checkpoint { state, position } => self.checkpoint = Some((state, position)),
+            StoreMsg::Checkpoint {
+                state,
+                position,
+                ack,
+            } => self.checkpoint = Some((state, Persisted { position, ack })),
         }
     }
 }

@@ -1,8 +1,9 @@
 //! HTTP ingest (DESIGN §5): browser endpoints for single events and the
-//! authenticated batch endpoint for backends.
+//! authenticated batch endpoint for backends, and the [`Sink`] they write to.
 //!
-//! An event is validated, masked, stamped and appended to the log before the
-//! `202` leaves: what was acknowledged is on disk. Browser endpoints take the
+//! An event is validated, masked, stamped and made durable before the `202`
+//! leaves: appended to the local log, or stored by the JetStream stream (or,
+//! while NATS is unreachable, appended to the local spool). Browser endpoints take the
 //! identifier in the URL, ignore any `ts` in the body (browser clocks are
 //! never trusted) and are rate-limited per client address. The batch
 //! endpoint keeps a publisher's `ts`, clamping those more than
@@ -22,7 +23,96 @@ use serde_json::{Map, Value, json};
 
 use super::{ApiError, AppState, Auth, Peer};
 use crate::auth::AuthError;
-use crate::event::{self, EventType, MAX_EVENT_BYTES, check_identifier};
+use crate::event::{self, Event, EventType, MAX_EVENT_BYTES, check_identifier};
+use crate::eventlog::LogWriter;
+use crate::nats::{NatsSink, Outgoing, Subjects};
+
+/// Where accepted events go.
+pub enum Sink {
+    /// The local log (embedded mode).
+    Log(LogWriter),
+    /// NATS: the JetStream stream (with the spool), or core subjects.
+    Nats(NatsSink),
+}
+
+impl Sink {
+    /// A buffer for events bound for this sink.
+    pub fn prepare(&self) -> Prepared {
+        Prepared {
+            buf: Vec::new(),
+            items: Vec::new(),
+            subjects: match self {
+                Sink::Log(_) => None,
+                Sink::Nats(n) => Some(n.subjects.clone()),
+            },
+        }
+    }
+
+    /// Makes `events` durable (or, in core mode, hands them to NATS).
+    pub async fn append(&self, events: Prepared) -> Result<(), String> {
+        if events.buf.is_empty() {
+            return Ok(());
+        }
+        match self {
+            Sink::Log(log) => log
+                .append(events.buf)
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string()),
+            Sink::Nats(nats) => {
+                let bytes = Bytes::from(events.buf);
+                let out = events
+                    .items
+                    .into_iter()
+                    .map(|i| Outgoing {
+                        subject: i.subject,
+                        id: i.id,
+                        payload: bytes.slice(i.start..i.end),
+                    })
+                    .collect();
+                nats.send(out).await
+            }
+        }
+    }
+}
+
+/// Stamped events as JSON lines, with their subjects when bound for NATS.
+pub struct Prepared {
+    buf: Vec<u8>,
+    items: Vec<Item>,
+    subjects: Option<Subjects>,
+}
+
+struct Item {
+    start: usize,
+    end: usize,
+    subject: String,
+    id: Option<String>,
+}
+
+impl Prepared {
+    /// Adds an event; refuses one that no longer fits the size limit once
+    /// stamped (`what` names it in the error).
+    pub fn push(&mut self, ev: &Event<'_>, what: &str) -> Result<(), ApiError> {
+        let start = self.buf.len();
+        serde_json::to_writer(&mut self.buf, ev).map_err(|e| ApiError::Internal(e.into()))?;
+        let end = self.buf.len();
+        if let Err(e) = check_stamped_size(end - start, what) {
+            self.buf.truncate(start);
+            return Err(e);
+        }
+        if let Some(subjects) = &self.subjects {
+            self.items.push(Item {
+                start,
+                end,
+                subject: subjects.event(ev),
+                id: ev.id().map(str::to_owned),
+            });
+        }
+        self.buf.push(b'\n');
+        Ok(())
+    }
+}
 
 /// Most records in one batch.
 pub const MAX_BATCH_RECORDS: usize = 10_000;
@@ -101,13 +191,9 @@ async fn public(
         let value = Value::Object(object);
         let mut event = event::decode_value(&value)?;
         event.set_ts((s.clock)());
-        let mut line = event.to_json();
-        check_stamped_size(line.len(), "event")?;
-        line.push('\n');
-        s.log
-            .append(line.into_bytes())
-            .await
-            .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+        let mut out = s.sink.prepare();
+        out.push(&event, "event")?;
+        s.sink.append(out).await.map_err(ApiError::Unavailable)?;
         Ok(())
     }
     .await;
@@ -215,7 +301,7 @@ pub async fn batch(
     }
     let now = (s.clock)();
     let max_future = s.settings.window.max_future_ms;
-    let mut out = Vec::with_capacity(body.len() + records.len() * 24);
+    let mut out = s.sink.prepare();
     let mut clamped = 0u64;
     let mut by_type = [0u64; EventType::ALL.len()];
     for (i, raw) in records.iter().enumerate() {
@@ -242,17 +328,9 @@ pub async fn batch(
             Some(_) => {}
         }
         by_type[ev.event_type().index()] += 1;
-        let start = out.len();
-        serde_json::to_writer(&mut out, &ev).map_err(|e| ApiError::Internal(e.into()))?;
-        check_stamped_size(out.len() - start, &format!("events[{i}]"))?;
-        out.push(b'\n');
+        out.push(&ev, &format!("events[{i}]"))?;
     }
-    if !records.is_empty() {
-        s.log
-            .append(out)
-            .await
-            .map_err(|e| ApiError::Unavailable(e.to_string()))?;
-    }
+    s.sink.append(out).await.map_err(ApiError::Unavailable)?;
     for t in EventType::ALL {
         s.metrics.record(t.as_str(), "accepted", by_type[t.index()]);
     }

@@ -25,7 +25,6 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use crate::auth::{AuthError, Claims, Signer};
 use crate::config::Settings;
 use crate::event::DecodeError;
-use crate::eventlog::LogWriter;
 use crate::live::LiveHub;
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -40,15 +39,15 @@ pub struct Readiness {
     pub degraded: Vec<(String, String)>,
 }
 
-/// Where the log and the engine stand, for `/readyz`.
+/// Where the source and the engine stand, for `/readyz`.
 pub struct Progress {
-    pub applied: watch::Receiver<crate::eventlog::Position>,
+    pub applied: watch::Receiver<crate::pipeline::Reading>,
 }
 
 /// Everything a handler can reach.
 pub struct Inner {
     pub settings: Settings,
-    pub log: LogWriter,
+    pub sink: ingest::Sink,
     pub store: Store,
     pub hub: Arc<LiveHub>,
     pub signer: Signer,
@@ -138,17 +137,38 @@ async fn readyz(State(s): State<AppState>) -> Response {
         "ready": r.recovered,
         "recovered": r.recovered,
         "degraded": degraded,
-        "log": {
-            "committed": s.log.committed().borrow().to_string(),
-            "applied": s.progress.applied.borrow().to_string(),
-        },
     });
+    let mut body = body;
+    let (key, progress) = source_progress(&s);
+    body[key] = progress;
     let status = if r.recovered {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, Json(body)).into_response()
+}
+
+/// Where the engine stands in its source: the local log (`log`) or the
+/// NATS stream (`nats`).
+fn source_progress(s: &AppState) -> (&'static str, serde_json::Value) {
+    let applied = *s.progress.applied.borrow();
+    match &s.sink {
+        ingest::Sink::Log(log) => (
+            "log",
+            json!({
+                "committed": log.committed().borrow().to_string(),
+                "applied": applied.position.to_string(),
+            }),
+        ),
+        ingest::Sink::Nats(_) => (
+            "nats",
+            json!({
+                "applied": applied.position.to_string(),
+                "caught_up": applied.caught_up,
+            }),
+        ),
+    }
 }
 
 async fn metrics(State(s): State<AppState>) -> Response {

@@ -1,0 +1,857 @@
+//! NATS (DESIGN §5, §7): the JetStream stream as the event log, or plain
+//! subscriptions in `core` mode; publishing on ingest, live counts and the
+//! dead-letter stream.
+//!
+//! With JetStream the stream `nats.stream` captures exactly the event
+//! subjects and is the source of truth. A durable pull consumer, recreated
+//! at start from the sequence after the last checkpoint, feeds the engine
+//! thread through a bounded channel: the consumer only pulls what the
+//! engine has room for, so a slow engine leaves messages in the stream
+//! instead of losing them. Messages are acknowledged (ack-all) once a
+//! checkpoint covering them is persisted; a restart resumes from that
+//! checkpoint, so every result is computed exactly once. Invalid messages
+//! go to `<prefix>.dlq` (stream `nats.dlq_stream`) with their reason.
+//!
+//! HTTP ingest publishes each event to its subject (with `Nats-Msg-Id` set
+//! to the event `id` when it has one) and answers after the stream's
+//! acknowledgement. While NATS is unreachable it appends to a local spool
+//! (`data/spool`) instead, and a forwarder moves the spool into the stream
+//! once NATS is back — so ingest keeps working and nothing accepted is lost.
+//!
+//! In `core` mode there is no stream: the engine subscribes to the same
+//! subjects and HTTP ingest publishes without acknowledgement. Messages
+//! published while the service is down or too slow are lost (at-most-once).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use async_nats::jetstream::{self, consumer::pull, stream};
+use async_nats::{Client, ConnectOptions, HeaderMap};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::sync::{Notify, mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Nats as NatsSettings, NatsMode};
+use crate::event::{self, Event};
+use crate::eventlog::{LogReader, LogWriter, Position};
+use crate::http::Readiness;
+use crate::live::LiveState;
+use crate::metrics::Metrics;
+use crate::util::{Clock, backoff};
+
+/// Records handed to the engine per channel message, at most.
+pub const BATCH: usize = 1_000;
+
+/// Subject names under the configured prefix.
+#[derive(Debug, Clone)]
+pub struct Subjects {
+    prefix: String,
+}
+
+impl Subjects {
+    pub fn new(prefix: &str) -> Subjects {
+        Subjects {
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    /// Where an event is published. Identifiers may contain dots, so the
+    /// stream captures `presence.>` rather than `presence.*`.
+    pub fn event(&self, ev: &Event<'_>) -> String {
+        let p = &self.prefix;
+        match ev {
+            Event::Presence(e) => format!("{p}.presence.{}", e.webinar_id),
+            Event::Activity(e) => format!("{p}.activity.{}", e.webinar_id),
+            Event::Visit(e) => format!("{p}.visit.{}", e.campaign_id),
+            Event::Conversion(e) => format!("{p}.conversion.{}", e.campaign_id),
+            Event::Pageview(_) => format!("{p}.pageview"),
+            Event::Tick(_) => self.tick(),
+        }
+    }
+
+    /// The subjects the stream captures (DESIGN §5), and no others.
+    pub fn stream_subjects(&self) -> Vec<String> {
+        let p = &self.prefix;
+        vec![
+            format!("{p}.presence.>"),
+            format!("{p}.activity.>"),
+            format!("{p}.visit.>"),
+            format!("{p}.conversion.>"),
+            format!("{p}.pageview"),
+            format!("{p}.tick"),
+        ]
+    }
+
+    pub fn tick(&self) -> String {
+        format!("{}.tick", self.prefix)
+    }
+
+    pub fn live(&self, webinar_id: &str) -> String {
+        format!("{}.live.{webinar_id}", self.prefix)
+    }
+
+    pub fn dlq(&self) -> String {
+        format!("{}.dlq", self.prefix)
+    }
+
+    /// Decodes a message and checks that it belongs on its subject. A
+    /// missing `ts` becomes `stored` (the stream's time for the message).
+    pub fn decode<'a>(
+        &self,
+        subject: &str,
+        payload: &'a [u8],
+        stored: i64,
+    ) -> Result<Event<'a>, String> {
+        if payload.len() > event::MAX_EVENT_BYTES {
+            return Err(event::too_large(payload.len()).to_string());
+        }
+        let mut ev = event::decode(payload).map_err(|e| e.to_string())?;
+        let expected = self.event(&ev);
+        if subject != expected {
+            return Err(format!(
+                "subject: a {} event with these identifiers belongs on {expected}, not {subject}",
+                ev.event_type().as_str()
+            ));
+        }
+        if ev.ts().is_none() {
+            ev.set_ts(stored);
+        }
+        Ok(ev)
+    }
+}
+
+/// Connects in the background: the client keeps retrying, so the service
+/// starts (and ingests through its spool) while NATS is down. Connection
+/// changes show on `/readyz`.
+pub async fn connect(
+    url: &str,
+    ready: watch::Sender<Readiness>,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<Client> {
+    let options = ConnectOptions::new()
+        .name("eventflow")
+        .retry_on_initial_connect()
+        .connection_timeout(Duration::from_secs(2))
+        .reconnect_delay_callback(|attempt| {
+            backoff(
+                attempt as u32,
+                Duration::from_millis(100),
+                Duration::from_secs(5),
+            )
+        })
+        .event_callback(move |e| {
+            let ready = ready.clone();
+            let metrics = metrics.clone();
+            async move {
+                match e {
+                    async_nats::Event::Connected => {
+                        tracing::info!("connected to NATS");
+                        ready.send_modify(|r| r.degraded.retain(|(p, _)| p != "nats"));
+                    }
+                    async_nats::Event::Disconnected => {
+                        tracing::warn!("disconnected from NATS; reconnecting");
+                        set_degraded(&ready, "disconnected; reconnecting".into());
+                    }
+                    async_nats::Event::SlowConsumer(_) => {
+                        metrics.nats_dropped.inc();
+                        tracing::warn!("NATS dropped messages for a slow subscription");
+                    }
+                    other => tracing::info!(event = %other, "NATS"),
+                }
+            }
+        });
+    options
+        .connect(url)
+        .await
+        .with_context(|| format!("connecting to NATS at {url}"))
+}
+
+fn set_degraded(ready: &watch::Sender<Readiness>, why: String) {
+    ready.send_modify(|r| {
+        r.degraded.retain(|(p, _)| p != "nats");
+        r.degraded.push(("nats".into(), why));
+    });
+}
+
+pub fn jetstream(client: Client, settings: &NatsSettings) -> jetstream::Context {
+    jetstream::ContextBuilder::new()
+        .timeout(Duration::from_millis(settings.publish_timeout_ms))
+        .build(client)
+}
+
+/// Creates the event stream and the dead-letter stream, or binds to them
+/// when they exist (an operator's changes to them are kept).
+pub async fn ensure_streams(js: &jetstream::Context, s: &NatsSettings) -> anyhow::Result<()> {
+    let subjects = Subjects::new(&s.subject_prefix);
+    let max_age = Duration::from_secs(u64::from(s.retain_days) * 86_400);
+    let events = stream::Config {
+        name: s.stream.clone(),
+        subjects: subjects.stream_subjects(),
+        storage: stream::StorageType::File,
+        retention: stream::RetentionPolicy::Limits,
+        max_age,
+        max_bytes: if s.max_bytes == 0 { -1 } else { s.max_bytes },
+        duplicate_window: Duration::from_millis(s.duplicate_window_ms),
+        ..Default::default()
+    };
+    let dlq = stream::Config {
+        name: s.dlq_stream.clone(),
+        subjects: vec![subjects.dlq()],
+        storage: stream::StorageType::File,
+        retention: stream::RetentionPolicy::Limits,
+        max_age,
+        duplicate_window: Duration::from_millis(s.duplicate_window_ms),
+        ..Default::default()
+    };
+    for config in [events, dlq] {
+        let name = config.name.clone();
+        let mut stream = js
+            .get_or_create_stream(config)
+            .await
+            .with_context(|| format!("creating or binding the JetStream stream {name}"))?;
+        let info = stream.info().await?;
+        tracing::info!(
+            stream = %name,
+            subjects = ?info.config.subjects,
+            messages = info.state.messages,
+            "JetStream stream ready"
+        );
+    }
+    Ok(())
+}
+
+/// One message for the engine thread.
+pub struct StreamRecord {
+    /// The stream sequence (a local count in core mode).
+    pub seq: u64,
+    /// When the stream stored it (arrival, in core mode), ms since the epoch.
+    pub stored: i64,
+    pub subject: async_nats::Subject,
+    pub payload: Bytes,
+    /// Where an acknowledgement goes (JetStream only).
+    pub reply: Option<async_nats::Subject>,
+}
+
+/// Records in stream order, with how many the consumer still had pending
+/// after the last of them (0: caught up).
+pub struct StreamBatch {
+    pub records: Vec<StreamRecord>,
+    pub pending: u64,
+}
+
+/// Reads the stream from `next` on with a durable pull consumer and hands
+/// batches to the engine until shutdown. Any consumer error recreates the
+/// consumer from the sequence after the last one handed over.
+pub async fn jetstream_source(
+    js: jetstream::Context,
+    settings: NatsSettings,
+    mut next: u64,
+    tx: mpsc::Sender<StreamBatch>,
+    ready: watch::Sender<Readiness>,
+    shutdown: CancellationToken,
+) {
+    let mut attempt = 0u32;
+    loop {
+        let run = consume(&js, &settings, &mut next, &tx, &shutdown, &mut attempt);
+        let result = tokio::select! {
+            r = run => r,
+            _ = shutdown.cancelled() => return,
+        };
+        match result {
+            Ok(()) => return,
+            Err(e) => {
+                if attempt == 0 {
+                    tracing::warn!(error = %format!("{e:#}"), next, "reading the JetStream stream failed; retrying");
+                }
+                set_degraded(&ready, format!("{e:#}"));
+                let wait = backoff(attempt, Duration::from_millis(100), Duration::from_secs(5));
+                attempt += 1;
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = shutdown.cancelled() => return,
+                }
+            }
+        }
+    }
+}
+
+async fn consume(
+    js: &jetstream::Context,
+    s: &NatsSettings,
+    next: &mut u64,
+    tx: &mpsc::Sender<StreamBatch>,
+    shutdown: &CancellationToken,
+    attempt: &mut u32,
+) -> anyhow::Result<()> {
+    ensure_streams(js, s).await?;
+    let stream = js.get_stream(&s.stream).await?;
+    let first = stream.cached_info().state.first_sequence;
+    if *next < first && stream.cached_info().state.messages > 0 {
+        tracing::error!(
+            wanted = *next,
+            first,
+            "the stream no longer holds the messages after the last checkpoint \
+             (retention removed them); continuing from the first one it holds"
+        );
+    }
+    // The consumer is recreated at our position: the server's idea of what
+    // was delivered may be ahead of what the last checkpoint covers.
+    match stream.delete_consumer(&s.consumer).await {
+        Ok(_) => {}
+        Err(e) if e.to_string().contains("not found") => {}
+        Err(e) => return Err(e).context("replacing the durable consumer"),
+    }
+    let deliver_policy = if *next <= 1 {
+        jetstream::consumer::DeliverPolicy::All
+    } else {
+        jetstream::consumer::DeliverPolicy::ByStartSequence {
+            start_sequence: *next,
+        }
+    };
+    let mut consumer = stream
+        .create_consumer(pull::Config {
+            durable_name: Some(s.consumer.clone()),
+            description: Some("EventFlow aggregator".into()),
+            deliver_policy,
+            ack_policy: jetstream::consumer::AckPolicy::All,
+            ack_wait: Duration::from_millis(s.ack_wait_ms),
+            // Acknowledged per checkpoint, so everything in between is pending.
+            max_ack_pending: -1,
+            ..Default::default()
+        })
+        .await
+        .context("creating the durable consumer")?;
+    let pending = consumer.info().await?.num_pending;
+    tracing::info!(consumer = %s.consumer, from = *next, pending, "consuming the JetStream stream");
+    if pending == 0 {
+        // Nothing to recover: say so, or the engine would wait for a message.
+        send(
+            tx,
+            StreamBatch {
+                records: Vec::new(),
+                pending: 0,
+            },
+            shutdown,
+        )
+        .await?;
+    }
+    let messages = consumer
+        .stream()
+        .max_messages_per_batch(BATCH)
+        .heartbeat(Duration::from_secs(5))
+        .expires(Duration::from_secs(30))
+        .messages()
+        .await
+        .context("pulling from the consumer")?;
+    let mut chunks = messages.ready_chunks(BATCH);
+    while let Some(chunk) = chunks.next().await {
+        let mut records = Vec::with_capacity(chunk.len());
+        let mut pending = 0;
+        for m in chunk {
+            let m = m.context("pulling messages")?;
+            let info = m.info().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let (seq, stored) = (
+                info.stream_sequence,
+                (info.published.unix_timestamp_nanos() / 1_000_000) as i64,
+            );
+            pending = info.pending;
+            if seq < *next {
+                continue; // a redelivery of what the engine already has
+            }
+            let m = m.message;
+            records.push(StreamRecord {
+                seq,
+                stored,
+                subject: m.subject,
+                payload: m.payload,
+                reply: m.reply,
+            });
+            *next = seq + 1;
+        }
+        *attempt = 0;
+        send(tx, StreamBatch { records, pending }, shutdown).await?;
+    }
+    anyhow::bail!("the consumer's message stream ended")
+}
+
+async fn send(
+    tx: &mpsc::Sender<StreamBatch>,
+    batch: StreamBatch,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    tokio::select! {
+        r = tx.send(batch) => r.map_err(|_| anyhow::anyhow!("the engine stopped")),
+        _ = shutdown.cancelled() => Ok(()),
+    }
+}
+
+/// Core mode: subscribes to the event subjects and hands what arrives to
+/// the engine. No stream, no acknowledgement, no replay.
+pub async fn core_source(
+    client: Client,
+    subjects: Subjects,
+    tx: mpsc::Sender<StreamBatch>,
+    clock: Clock,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut subs = Vec::new();
+    for s in subjects.stream_subjects() {
+        subs.push(client.subscribe(s).await?);
+    }
+    let mut all = futures_util::stream::select_all(subs).ready_chunks(BATCH);
+    let mut seq = 0u64;
+    // Nothing to recover from.
+    send(
+        &tx,
+        StreamBatch {
+            records: Vec::new(),
+            pending: 0,
+        },
+        &shutdown,
+    )
+    .await?;
+    loop {
+        let chunk = tokio::select! {
+            c = all.next() => match c { Some(c) => c, None => return Ok(()) },
+            _ = shutdown.cancelled() => return Ok(()),
+        };
+        let now = clock();
+        let records = chunk
+            .into_iter()
+            .map(|m| {
+                seq += 1;
+                StreamRecord {
+                    seq,
+                    stored: now,
+                    subject: m.subject,
+                    payload: m.payload,
+                    reply: None,
+                }
+            })
+            .collect();
+        send(
+            &tx,
+            StreamBatch {
+                records,
+                pending: 0,
+            },
+            &shutdown,
+        )
+        .await?;
+    }
+}
+
+/// Rejected messages of one engine round, published to the dead-letter
+/// stream before the round's results are handed on.
+pub struct Dlq {
+    js: jetstream::Context,
+    subject: String,
+    stream: String,
+    runtime: tokio::runtime::Handle,
+    held: Vec<(StreamRecordRef, String)>,
+    shutdown: CancellationToken,
+}
+
+/// What the dead-letter message keeps of the original.
+pub struct StreamRecordRef {
+    pub seq: u64,
+    pub subject: String,
+    pub payload: Bytes,
+}
+
+impl Dlq {
+    pub fn new(
+        js: jetstream::Context,
+        settings: &NatsSettings,
+        runtime: tokio::runtime::Handle,
+        shutdown: CancellationToken,
+    ) -> Dlq {
+        Dlq {
+            js,
+            subject: Subjects::new(&settings.subject_prefix).dlq(),
+            stream: settings.stream.clone(),
+            runtime,
+            held: Vec::new(),
+            shutdown,
+        }
+    }
+
+    pub fn reject(&mut self, record: &StreamRecord, reason: String) {
+        self.held.push((
+            StreamRecordRef {
+                seq: record.seq,
+                subject: record.subject.to_string(),
+                payload: record.payload.clone(),
+            },
+            reason,
+        ));
+    }
+
+    /// Publishes what was rejected, retrying until the stream has it (or
+    /// shutdown: a restart resumes before these messages and rejects them
+    /// again; the message id keeps the dead-letter stream free of repeats).
+    pub fn flush(&mut self) {
+        if self.held.is_empty() {
+            return;
+        }
+        let held = std::mem::take(&mut self.held);
+        let mut attempt = 0u32;
+        loop {
+            let publish = async {
+                let mut acks = Vec::with_capacity(held.len());
+                for (r, reason) in &held {
+                    let mut headers = HeaderMap::new();
+                    headers.insert("EventFlow-Reason", one_line(reason).as_str());
+                    headers.insert("EventFlow-Subject", r.subject.as_str());
+                    headers.insert("EventFlow-Sequence", r.seq.to_string().as_str());
+                    let msg = jetstream::message::PublishMessage::build()
+                        .payload(r.payload.clone())
+                        .headers(headers)
+                        .message_id(format!("{}:{}", self.stream, r.seq));
+                    acks.push(self.js.send_publish(self.subject.clone(), msg).await?);
+                }
+                for ack in acks {
+                    ack.await?;
+                }
+                Ok::<_, anyhow::Error>(())
+            };
+            match self.runtime.block_on(publish) {
+                Ok(()) => {
+                    for (r, reason) in &held {
+                        tracing::warn!(seq = r.seq, subject = %r.subject, %reason, "a message went to the dead-letter stream");
+                    }
+                    return;
+                }
+                Err(e) => {
+                    if self.shutdown.is_cancelled() {
+                        tracing::error!(error = %e, "rejected messages were not written to the dead-letter stream before shutdown; they are rejected again after restart");
+                        return;
+                    }
+                    if attempt == 0 {
+                        tracing::warn!(error = %e, "publishing to the dead-letter stream failed; retrying");
+                    }
+                    std::thread::sleep(backoff(
+                        attempt,
+                        Duration::from_millis(100),
+                        Duration::from_secs(5),
+                    ));
+                    attempt += 1;
+                }
+            }
+        }
+    }
+}
+
+/// Header values are one line.
+fn one_line(s: &str) -> String {
+    s.replace(['\r', '\n'], " ")
+}
+
+/// Acknowledges (ack-all) the stream up to each persisted checkpoint.
+pub async fn acker(client: Client, mut persisted: watch::Receiver<crate::pipeline::Persisted>) {
+    while persisted.changed().await.is_ok() {
+        let reply = persisted.borrow_and_update().ack.clone();
+        if let Some(reply) = reply
+            && let Err(e) = client.publish(reply, Bytes::from_static(b"+ACK")).await
+        {
+            // Harmless: the next checkpoint acknowledges everything before it.
+            tracing::debug!(error = %e, "acknowledging the stream failed");
+        }
+    }
+}
+
+/// Live counts for `<prefix>.live.<webinar_id>`: the latest state per
+/// webinar, published at most every `live.push_interval_ms`. Never blocks
+/// the engine.
+#[derive(Default)]
+pub struct LiveFeed {
+    latest: Mutex<HashMap<Arc<str>, LiveState>>,
+    wake: Notify,
+}
+
+impl LiveFeed {
+    pub fn new() -> Arc<LiveFeed> {
+        Arc::new(LiveFeed::default())
+    }
+
+    pub fn live(&self, webinar_id: &Arc<str>, state: &LiveState) {
+        self.latest
+            .lock()
+            .expect("live feed lock")
+            .insert(webinar_id.clone(), state.clone());
+        self.wake.notify_one();
+    }
+}
+
+/// The message published on `<prefix>.live.<webinar_id>` (and on Redis).
+pub fn live_message(webinar_id: &str, state: &LiveState) -> String {
+    serde_json::json!({"webinar_id": webinar_id, "live": state.live, "ts": state.ts}).to_string()
+}
+
+pub async fn live_publisher(
+    client: Client,
+    subjects: Subjects,
+    feed: Arc<LiveFeed>,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = feed.wake.notified() => {}
+            _ = shutdown.cancelled() => return,
+        }
+        let latest = std::mem::take(&mut *feed.latest.lock().expect("live feed lock"));
+        for (w, state) in latest {
+            // Core publishes are buffered by the client; while NATS is down
+            // the newest counts replace these anyway.
+            let _ = client
+                .publish(subjects.live(&w), live_message(&w, &state).into())
+                .await;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// Accepted events on their way to NATS.
+pub struct Outgoing {
+    pub subject: String,
+    /// The event `id`, sent as `Nats-Msg-Id`.
+    pub id: Option<String>,
+    pub payload: Bytes,
+}
+
+/// Where HTTP ingest sends events when NATS is on.
+pub struct NatsSink {
+    pub client: Client,
+    /// JetStream mode; `None` in core mode.
+    pub js: Option<jetstream::Context>,
+    /// JetStream mode: the local spool for when NATS is unreachable.
+    pub spool: Option<LogWriter>,
+    pub subjects: Subjects,
+    pub metrics: Arc<Metrics>,
+}
+
+impl NatsSink {
+    /// Publishes `events`; returns once they are stored (JetStream), in
+    /// the spool, or handed to the server (core).
+    pub async fn send(&self, events: Vec<Outgoing>) -> Result<(), String> {
+        let Some(js) = &self.js else {
+            for e in events {
+                self.client
+                    .publish(e.subject, e.payload)
+                    .await
+                    .map_err(|e| format!("NATS: {e}"))?;
+            }
+            return self.client.flush().await.map_err(|e| format!("NATS: {e}"));
+        };
+        let connected = self.client.connection_state() == async_nats::connection::State::Connected;
+        let unacked = if connected {
+            publish_all(js, events).await
+        } else {
+            events
+        };
+        if unacked.is_empty() {
+            return Ok(());
+        }
+        // Not stored (or not known to be): keep them in the spool. Presence
+        // is idempotent and events with an id are deduplicated, so sending
+        // one twice is harmless; an event without an id whose
+        // acknowledgement was lost may be counted twice.
+        let spool = self
+            .spool
+            .as_ref()
+            .expect("the spool exists in JetStream mode");
+        let mut bytes = Vec::new();
+        for e in &unacked {
+            bytes.extend_from_slice(&e.payload);
+            bytes.push(b'\n');
+        }
+        self.metrics.spooled.inc_by(unacked.len() as u64);
+        spool
+            .append(bytes)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Publishes everything, then waits for the acknowledgements; returns what
+/// was not acknowledged.
+async fn publish_all(js: &jetstream::Context, events: Vec<Outgoing>) -> Vec<Outgoing> {
+    let mut waiting = Vec::with_capacity(events.len());
+    let mut failed = Vec::new();
+    for e in events {
+        let mut msg = jetstream::message::PublishMessage::build().payload(e.payload.clone());
+        if let Some(id) = &e.id {
+            msg = msg.message_id(id);
+        }
+        match js.send_publish(e.subject.clone(), msg).await {
+            Ok(ack) => waiting.push((e, ack)),
+            Err(_) => failed.push(e),
+        }
+    }
+    for (e, ack) in waiting {
+        if ack.await.is_err() {
+            failed.push(e);
+        }
+    }
+    failed
+}
+
+/// Moves spooled events into the stream once NATS is reachable, in order,
+/// and remembers how far it got in `data/spool/forwarded`. Events carry
+/// their ingest-time `ts`, so forwarding late changes nothing they count.
+pub async fn forwarder(
+    js: jetstream::Context,
+    client: Client,
+    subjects: Subjects,
+    dir: PathBuf,
+    committed: watch::Receiver<Position>,
+    forwarded: watch::Sender<Position>,
+    shutdown: CancellationToken,
+) {
+    let mark = dir.join("forwarded");
+    let from = read_mark(&mark).unwrap_or(Position::START);
+    forwarded.send_replace(from);
+    let mut reader = LogReader::new(&dir, from);
+    let mut committed = committed;
+    let mut attempt = 0u32;
+    loop {
+        let limit = *committed.borrow_and_update();
+        if reader.position() >= limit {
+            tokio::select! {
+                _ = committed.changed() => continue,
+                _ = shutdown.cancelled() => return,
+            }
+        }
+        if client.connection_state() != async_nats::connection::State::Connected {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(200)) => continue,
+                _ = shutdown.cancelled() => return,
+            }
+        }
+        let start = reader.position();
+        let mut events = Vec::new();
+        let read = reader.read_until(limit, BATCH, |line, _| {
+            // Spooled lines were validated on ingest.
+            if let Ok(ev) = event::decode(line) {
+                events.push(Outgoing {
+                    subject: subjects.event(&ev),
+                    id: ev.id().map(str::to_owned),
+                    payload: Bytes::copy_from_slice(line),
+                });
+            }
+        });
+        if let Err(e) = read {
+            tracing::error!(error = %e, "reading the spool failed; retrying");
+            reader = LogReader::new(&dir, start);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        let n = events.len();
+        if publish_all(&js, events).await.is_empty() {
+            attempt = 0;
+            let end = reader.position();
+            if let Err(e) = write_mark(&mark, end) {
+                tracing::error!(error = %e, "saving the spool position failed");
+            }
+            forwarded.send_replace(end);
+            tracing::info!(events = n, position = %end, "forwarded spooled events to the stream");
+        } else {
+            // Send the whole chunk again: what was stored is deduplicated
+            // (ids) or idempotent (presence).
+            reader = LogReader::new(&dir, start);
+            let wait = backoff(attempt, Duration::from_millis(200), Duration::from_secs(5));
+            attempt += 1;
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    }
+}
+
+fn read_mark(path: &Path) -> Option<Position> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+fn write_mark(path: &Path, at: Position) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, at.to_string())?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Whether `mode` keeps a stream (and so positions and a spool).
+pub fn has_stream(mode: NatsMode) -> bool {
+    mode == NatsMode::Jetstream
+}
+
+/// The source name under which the stream position is saved.
+pub fn source_name(settings: &NatsSettings) -> String {
+    format!("nats:{}", settings.stream)
+}
+
+/// Publishes a tick: JetStream (acknowledged) or core.
+pub async fn publish_tick(
+    client: &Client,
+    js: Option<&jetstream::Context>,
+    subjects: &Subjects,
+    line: String,
+) -> anyhow::Result<()> {
+    match js {
+        Some(js) => {
+            js.publish(subjects.tick(), line.into()).await?.await?;
+        }
+        None => client.publish(subjects.tick(), line.into()).await?,
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_map_to_their_subjects_and_must_arrive_on_them() {
+        let s = Subjects::new("ef.t1");
+        let ping = br#"{"type":"presence","webinar_id":"w.1","viewer_id":"v","action":"ping"}"#;
+        let ev = s.decode("ef.t1.presence.w.1", ping, 1_000).unwrap();
+        assert_eq!(ev.ts(), Some(1_000), "ts defaults to the stored time");
+        let err = s.decode("ef.t1.presence.w-2", ping, 1_000).unwrap_err();
+        assert!(
+            err.starts_with("subject:") && err.contains("ef.t1.presence.w.1"),
+            "{err}"
+        );
+        let tick = br#"{"type":"tick","ts":5}"#;
+        assert!(s.decode("ef.t1.tick", tick, 0).is_ok());
+        assert!(s.decode("ef.t1.pageview", tick, 0).is_err());
+        let bad = br#"{"type":"presence","webinar_id":"w","action":"ping"}"#;
+        assert!(
+            s.decode("ef.t1.presence.w", bad, 0)
+                .unwrap_err()
+                .contains("viewer_id")
+        );
+        let visit =
+            br#"{"type":"visit","client_id":"c","campaign_id":"k","session_id":"s","ts":9}"#;
+        assert_eq!(s.decode("ef.t1.visit.k", visit, 0).unwrap().ts(), Some(9));
+        assert_eq!(
+            s.stream_subjects(),
+            [
+                "ef.t1.presence.>",
+                "ef.t1.activity.>",
+                "ef.t1.visit.>",
+                "ef.t1.conversion.>",
+                "ef.t1.pageview",
+                "ef.t1.tick"
+            ]
+        );
+    }
+}
