@@ -402,6 +402,9 @@ pub async fn core_source(
     for s in subjects.stream_subjects() {
         subs.push(client.subscribe(s).await?);
     }
+    // The server has the subscriptions once it answers a flush: only then
+    // is the service ready to receive.
+    client.flush().await?;
     let mut all = futures_util::stream::select_all(subs).ready_chunks(BATCH);
     let mut seq = 0u64;
     // Nothing to recover from.

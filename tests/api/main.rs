@@ -5,5 +5,6 @@ mod faults;
 mod helpers;
 mod ingest;
 mod live;
+mod nats;
 mod reads;
 mod restart;

@@ -11,6 +11,7 @@ use eventflow::engine::PresenceBucket;
 use eventflow::store::Store;
 
 use crate::helpers::{SECRET, eventually};
+use crate::nats::{NATS_URL, Names, stream_messages};
 use eventflow::auth::{Scope, Signer};
 
 const T0: i64 = 1_700_000_040_000;
@@ -56,10 +57,20 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn start(dir: &Path, port: u16, postgres: Option<&str>) -> Service {
+/// Where a run keeps its data besides the data directory.
+#[derive(Clone, Copy, Default)]
+struct Parts<'a> {
+    postgres: Option<&'a str>,
+    nats: Option<&'a Names>,
+}
+
+fn start(dir: &Path, port: u16, parts: Parts<'_>) -> Service {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_eventflow"));
-    if let Some(url) = postgres {
+    if let Some(url) = parts.postgres {
         cmd.env("EVENTFLOW__POSTGRES__URL", url);
+    }
+    if let Some(names) = parts.nats {
+        cmd.envs(names.env(NATS_URL));
     }
     let child = cmd
         .arg("serve")
@@ -92,7 +103,7 @@ async fn wait_ready(client: &reqwest::Client, s: &Service) {
     .await;
 }
 
-async fn wait_applied(client: &reqwest::Client, s: &Service) {
+async fn wait_applied(client: &reqwest::Client, s: &Service, parts: Parts<'_>) {
     eventually("the engine applies the whole log", || async {
         let v: serde_json::Value = client
             .get(format!("{}/readyz", s.base))
@@ -102,7 +113,17 @@ async fn wait_applied(client: &reqwest::Client, s: &Service) {
             .json()
             .await
             .ok()?;
-        (v["log"]["applied"] == v["log"]["committed"]).then_some(())
+        match parts.nats {
+            None => (v["log"]["applied"] == v["log"]["committed"]).then_some(()),
+            Some(names) => {
+                let last = stream_messages(NATS_URL, &names.stream)
+                    .await
+                    .last()
+                    .map(|m| m.sequence)?;
+                let applied = v["nats"]["applied"].as_str()?.strip_prefix("seq:")?;
+                (applied.parse::<u64>().ok()? >= last).then_some(())
+            }
+        }
     })
     .await;
 }
@@ -142,8 +163,8 @@ async fn post(client: &reqwest::Client, s: &Service, token: &str, chunk: &[Strin
     assert_eq!(r.status(), 202);
 }
 
-async fn rows(dir: &Path, postgres: Option<&str>) -> Vec<String> {
-    let store = match postgres {
+async fn rows(dir: &Path, parts: Parts<'_>) -> Vec<String> {
+    let store = match parts.postgres {
         Some(url) => Store::connect(url).await.unwrap(),
         None => Store::embedded(dir).await.unwrap(),
     };
@@ -171,13 +192,13 @@ async fn run(
     dir: &Path,
     chunks: &[&[String]],
     kill_after: &[(usize, u64)],
-    postgres: Option<&str>,
+    parts: Parts<'_>,
 ) -> Vec<String> {
     let client = reqwest::Client::new();
     let token =
         Signer::new(SECRET.as_bytes()).mint(Scope::Admin, crate::helpers::now_ms() + 600_000);
     let port = free_port();
-    let mut s = start(dir, port, postgres);
+    let mut s = start(dir, port, parts);
     wait_ready(&client, &s).await;
     for (i, chunk) in chunks.iter().enumerate() {
         post(&client, &s, &token, chunk).await;
@@ -185,13 +206,13 @@ async fn run(
             tokio::time::sleep(Duration::from_millis(*pause)).await;
             s.child.kill().unwrap();
             s.child.wait().unwrap();
-            s = start(dir, port, postgres);
+            s = start(dir, port, parts);
             wait_ready(&client, &s).await;
         }
     }
-    wait_applied(&client, &s).await;
+    wait_applied(&client, &s, parts).await;
     terminate(s);
-    rows(dir, postgres).await
+    rows(dir, parts).await
 }
 
 #[tokio::test]
@@ -201,12 +222,12 @@ async fn sigkill_at_any_moment_then_restart_yields_the_uninterrupted_buckets() {
     assert!(chunks.len() >= 20);
 
     let calm = tempfile::tempdir().unwrap();
-    let uninterrupted = run(calm.path(), &chunks, &[], None).await;
+    let uninterrupted = run(calm.path(), &chunks, &[], Parts::default()).await;
     assert!(uninterrupted.len() > 150, "{} rows", uninterrupted.len());
 
     let rough = tempfile::tempdir().unwrap();
     let kills = [(2, 0), (5, 40), (9, 5), (13, 120), (14, 0), (19, 300)];
-    let interrupted = run(rough.path(), &chunks, &kills, None).await;
+    let interrupted = run(rough.path(), &chunks, &kills, Parts::default()).await;
     assert_eq!(interrupted.len(), uninterrupted.len());
     for (a, b) in uninterrupted.iter().zip(&interrupted) {
         assert_eq!(a, b);
@@ -230,6 +251,23 @@ async fn sigkill_at_any_moment_then_restart_yields_the_uninterrupted_buckets() {
         events.len(),
         "each acknowledged event logged exactly once"
     );
+    let (replayed, summary) = replay(&log);
+    for row in &interrupted {
+        assert!(
+            replayed.contains(row),
+            "stored row not in the replay: {row}"
+        );
+    }
+    let pings_posted = events.iter().filter(|e| e.contains("\"ping\"")).count();
+    assert!(
+        summary.contains(&format!("{} records read", text.lines().count())),
+        "{summary}"
+    );
+    assert!(pings_posted > 2000);
+}
+
+/// `eventflow replay` of a log: its rows, and its stderr summary.
+fn replay(log: &[u8]) -> (std::collections::HashSet<String>, String) {
     let replay = Command::new(env!("CARGO_BIN_EXE_eventflow"))
         .args(["replay", "--bucket-ms", "1000", "--ttl-ms", "1500", "-"])
         .stdin(Stdio::piped())
@@ -240,28 +278,16 @@ async fn sigkill_at_any_moment_then_restart_yields_the_uninterrupted_buckets() {
     let out = {
         use std::io::Write;
         let mut replay = replay;
-        replay.stdin.take().unwrap().write_all(&log).unwrap();
+        replay.stdin.take().unwrap().write_all(log).unwrap();
         replay.wait_with_output().unwrap()
     };
     assert!(out.status.success());
-    let replayed: std::collections::HashSet<String> = String::from_utf8(out.stdout)
+    let rows = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
         .map(|l| format!("{l}\n"))
         .collect();
-    for row in &interrupted {
-        assert!(
-            replayed.contains(row),
-            "stored row not in the replay: {row}"
-        );
-    }
-    let pings_posted = events.iter().filter(|e| e.contains("\"ping\"")).count();
-    let summary = String::from_utf8(out.stderr).unwrap();
-    assert!(
-        summary.contains(&format!("{} records read", text.lines().count())),
-        "{summary}"
-    );
-    assert!(pings_posted > 2000);
+    (rows, String::from_utf8(out.stderr).unwrap())
 }
 
 #[tokio::test]
@@ -270,16 +296,101 @@ async fn with_postgres_sigkills_leave_the_same_rows_as_an_uninterrupted_run() {
     let chunks: Vec<&[String]> = events.chunks(131).collect();
     let calm = tempfile::tempdir().unwrap();
     let calm_pg = crate::helpers::fresh_postgres().await;
-    let uninterrupted = run(calm.path(), &chunks, &[], Some(&calm_pg)).await;
+    let pg = |url| Parts {
+        postgres: Some(url),
+        nats: None,
+    };
+    let uninterrupted = run(calm.path(), &chunks, &[], pg(&calm_pg)).await;
     let rough = tempfile::tempdir().unwrap();
     let rough_pg = crate::helpers::fresh_postgres().await;
     let kills = [(1, 10), (4, 0), (8, 200), (11, 60)];
-    let interrupted = run(rough.path(), &chunks, &kills, Some(&rough_pg)).await;
+    let interrupted = run(rough.path(), &chunks, &kills, pg(&rough_pg)).await;
     assert!(uninterrupted.len() > 150, "{} rows", uninterrupted.len());
     assert_eq!(interrupted, uninterrupted, "Postgres rows, row for row");
     // And the same rows as the embedded store computes.
     let sqlite = tempfile::tempdir().unwrap();
-    assert_eq!(run(sqlite.path(), &chunks, &[], None).await, uninterrupted);
+    assert_eq!(
+        run(sqlite.path(), &chunks, &[], Parts::default()).await,
+        uninterrupted
+    );
+}
+
+/// Production mode: JetStream is the log, Postgres the store. A service
+/// SIGKILLed at several moments while the log is published through it, and
+/// restarted each time, leaves the Postgres rows of an uninterrupted run,
+/// and those are the rows `eventflow replay` computes from the stream.
+#[tokio::test]
+async fn with_jetstream_and_postgres_sigkills_leave_the_uninterrupted_rows() {
+    let events = events();
+    let chunks: Vec<&[String]> = events.chunks(113).collect();
+    let calm = tempfile::tempdir().unwrap();
+    let calm_pg = crate::helpers::fresh_postgres().await;
+    let calm_nats = Names::new("calm");
+    let calm_parts = Parts {
+        postgres: Some(&calm_pg),
+        nats: Some(&calm_nats),
+    };
+    let uninterrupted = run(calm.path(), &chunks, &[], calm_parts).await;
+    assert!(uninterrupted.len() > 150, "{} rows", uninterrupted.len());
+
+    let rough = tempfile::tempdir().unwrap();
+    let rough_pg = crate::helpers::fresh_postgres().await;
+    let rough_nats = Names::new("rough");
+    let parts = Parts {
+        postgres: Some(&rough_pg),
+        nats: Some(&rough_nats),
+    };
+    let kills = [
+        (1, 0),
+        (3, 30),
+        (6, 5),
+        (10, 150),
+        (11, 0),
+        (16, 400),
+        (19, 60),
+    ];
+    let interrupted = run(rough.path(), &chunks, &kills, parts).await;
+    assert_eq!(interrupted, uninterrupted, "Postgres rows, row for row");
+
+    // The stream holds every posted event once; replaying it gives the rows.
+    let mut log = Vec::new();
+    let mut presence = 0;
+    for m in stream_messages(NATS_URL, &rough_nats.stream).await {
+        presence += usize::from(m.subject.contains(".presence."));
+        log.extend_from_slice(&m.payload);
+        log.push(b'\n');
+    }
+    assert_eq!(presence, events.len(), "each posted event stored once");
+    let (replayed, _) = replay(&log);
+    for row in &interrupted {
+        assert!(
+            replayed.contains(row),
+            "stored row not in the replay: {row}"
+        );
+    }
+    // The replay also closes, at the end of its input, the buckets the
+    // service still holds open (its ticks are far behind): those alone are
+    // missing from the store.
+    let start = |row: &str| -> (String, i64) {
+        let v: serde_json::Value = serde_json::from_str(row).unwrap();
+        (
+            v["webinar_id"].as_str().unwrap().to_owned(),
+            v["bucket_start"].as_i64().unwrap(),
+        )
+    };
+    let mut last_stored = std::collections::HashMap::new();
+    for row in &interrupted {
+        let (w, b) = start(row);
+        let e = last_stored.entry(w).or_insert(b);
+        *e = (*e).max(b);
+    }
+    for row in replayed.iter().filter(|r| !interrupted.contains(r)) {
+        let (w, b) = start(row);
+        assert!(
+            b > last_stored[&w],
+            "a closed bucket missing from the store: {row}"
+        );
+    }
 }
 
 #[tokio::test]

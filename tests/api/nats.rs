@@ -1,0 +1,445 @@
+//! NATS: the JetStream stream as the event log (publish on ingest, the
+//! durable consumer, acknowledgements, the dead-letter stream, live counts
+//! on NATS), core mode, and a NATS server restarted during steady ingest.
+//! Each test has its own subjects, streams and consumer on the machine's
+//! NATS (127.0.0.1:4222), or its own nats-server where it must stop one.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, eventually, now_ms, spawn_app_with};
+
+pub const NATS_URL: &str = "nats://127.0.0.1:4222";
+
+/// Names of one test's own subjects, streams and consumer.
+pub struct Names {
+    pub prefix: String,
+    pub stream: String,
+    pub dlq: String,
+}
+
+impl Names {
+    pub fn new(tag: &str) -> Names {
+        let n = format!(
+            "{tag}{}x{}",
+            std::process::id(),
+            jiff::Timestamp::now().as_nanosecond() % 1_000_000_000
+        );
+        Names {
+            prefix: format!("eft.{n}"),
+            stream: format!("EFT_{n}"),
+            dlq: format!("EFT_{n}_DLQ"),
+        }
+    }
+
+    pub fn settings(&self, url: &str, mode: &str) -> Value {
+        json!({"nats": {
+            "url": url,
+            "mode": mode,
+            "subject_prefix": self.prefix,
+            "stream": self.stream,
+            "dlq_stream": self.dlq,
+            "consumer": "agg",
+            "retain_days": 1,
+        }})
+    }
+
+    /// The same, as environment variables for a service process.
+    pub fn env(&self, url: &str) -> Vec<(String, String)> {
+        vec![
+            ("EVENTFLOW__NATS__URL".into(), url.into()),
+            (
+                "EVENTFLOW__NATS__SUBJECT_PREFIX".into(),
+                self.prefix.clone(),
+            ),
+            ("EVENTFLOW__NATS__STREAM".into(), self.stream.clone()),
+            ("EVENTFLOW__NATS__DLQ_STREAM".into(), self.dlq.clone()),
+            ("EVENTFLOW__NATS__CONSUMER".into(), "agg".into()),
+            ("EVENTFLOW__NATS__RETAIN_DAYS".into(), "1".into()),
+        ]
+    }
+}
+
+async fn js(url: &str) -> async_nats::jetstream::Context {
+    async_nats::jetstream::new(async_nats::connect(url).await.expect("NATS is up"))
+}
+
+/// Every message of a stream, in order: (subject, payload, headers).
+pub async fn stream_messages(
+    url: &str,
+    stream: &str,
+) -> Vec<async_nats::jetstream::message::StreamMessage> {
+    let js = js(url).await;
+    let mut s = js.get_stream(stream).await.unwrap();
+    let info = s.info().await.unwrap().clone();
+    let mut out = Vec::new();
+    if info.state.messages == 0 {
+        return out;
+    }
+    for seq in info.state.first_sequence..=info.state.last_sequence {
+        if let Ok(m) = s.get_raw_message(seq).await {
+            out.push(m);
+        }
+    }
+    out
+}
+
+async fn live(app: &TestApp, w: &str) -> i64 {
+    let (status, v) = app.get(&format!("/api/webinars/{w}/live")).await;
+    assert_eq!(status, 200, "{v}");
+    v["live"].as_i64().unwrap()
+}
+
+#[tokio::test]
+async fn jetstream_ingest_is_stored_before_202_then_counted_and_acknowledged() {
+    let names = Names::new("ing");
+    let client = async_nats::connect(NATS_URL).await.unwrap();
+    let mut live_msgs = client
+        .subscribe(format!("{}.live.w-1", names.prefix))
+        .await
+        .unwrap();
+    let app = spawn_app_with(names.settings(NATS_URL, "jetstream")).await;
+
+    let (status, body) = app
+        .post(
+            "/api/webinars/w-1/presence/ping",
+            r#"{"viewer_id":"v-1","id":"e-1"}"#,
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    // In the stream, on its subject, stamped, with the id as Nats-Msg-Id,
+    // by the time the 202 arrived.
+    let stored = stream_messages(NATS_URL, &names.stream).await;
+    let ping: Vec<_> = stored
+        .iter()
+        .filter(|m| m.subject.as_str() == format!("{}.presence.w-1", names.prefix))
+        .collect();
+    assert_eq!(ping.len(), 1);
+    let event: Value = serde_json::from_slice(&ping[0].payload).unwrap();
+    assert_eq!(event["viewer_id"], "v-1");
+    assert!(event["ts"].as_i64().unwrap() > now_ms() - 60_000);
+    assert_eq!(
+        ping[0]
+            .headers
+            .get(async_nats::header::NATS_MESSAGE_ID)
+            .map(|v| v.as_str()),
+        Some("e-1")
+    );
+
+    eventually("the engine counts the viewer", || async {
+        (live(&app, "w-1").await == 1).then_some(())
+    })
+    .await;
+    let msg = tokio::time::timeout(Duration::from_secs(10), live_msgs.next())
+        .await
+        .expect("a live count on NATS")
+        .unwrap();
+    let v: Value = serde_json::from_slice(&msg.payload).unwrap();
+    assert_eq!(
+        (v["webinar_id"].as_str(), v["live"].as_i64()),
+        (Some("w-1"), Some(1))
+    );
+
+    // The same event again (same id) is stored once.
+    let (status, _) = app
+        .post(
+            "/api/webinars/w-1/presence/ping",
+            r#"{"viewer_id":"v-1","id":"e-1"}"#,
+        )
+        .await;
+    assert_eq!(status, 202);
+    let again = stream_messages(NATS_URL, &names.stream).await;
+    assert_eq!(
+        again
+            .iter()
+            .filter(|m| m.subject.as_str().ends_with(".presence.w-1"))
+            .count(),
+        1,
+        "deduplicated by Nats-Msg-Id"
+    );
+
+    // Ticks come back through the stream; buckets become final and stored.
+    let path = format!("/api/webinars/w-1/stats/access?from={}", now_ms() - 60_000);
+    eventually("a final bucket is stored", || async {
+        let (_, v) = app.get(&path).await;
+        (!v["buckets"].as_array()?.is_empty()).then_some(())
+    })
+    .await;
+    assert!(
+        stream_messages(NATS_URL, &names.stream)
+            .await
+            .iter()
+            .any(|m| m.subject.as_str() == format!("{}.tick", names.prefix)),
+        "ticks are written to the stream"
+    );
+    // Checkpoints acknowledge what they cover.
+    let js = js(NATS_URL).await;
+    eventually("the consumer's ack floor moves", || async {
+        let mut c: async_nats::jetstream::consumer::PullConsumer = js
+            .get_stream(&names.stream)
+            .await
+            .ok()?
+            .get_consumer("agg")
+            .await
+            .ok()?;
+        (c.info().await.ok()?.ack_floor.stream_sequence >= 1).then_some(())
+    })
+    .await;
+    let (_, ready) = app.get("/readyz").await;
+    assert_eq!(ready["nats"]["caught_up"], true, "{ready}");
+    assert!(ready["degraded"].as_object().unwrap().is_empty(), "{ready}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn invalid_messages_go_to_the_dead_letter_stream_with_their_reason() {
+    let names = Names::new("dlq");
+    let app = spawn_app_with(names.settings(NATS_URL, "jetstream")).await;
+    let js = js(NATS_URL).await;
+    let p = &names.prefix;
+    let publish = |subject: String, body: &'static str| {
+        let js = js.clone();
+        async move {
+            js.publish(subject, body.into())
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+        }
+    };
+    // Valid, without ts: applied at the stream's stored time.
+    publish(
+        format!("{p}.presence.w-2"),
+        r#"{"type":"presence","webinar_id":"w-2","viewer_id":"ok","action":"ping"}"#,
+    )
+    .await;
+    publish(
+        format!("{p}.presence.w-2"),
+        r#"{"type":"presence","webinar_id":"w-2","action":"ping","ts":1}"#,
+    )
+    .await;
+    publish(
+        format!("{p}.presence.w-3"),
+        r#"{"type":"presence","webinar_id":"w-2","viewer_id":"x","action":"ping"}"#,
+    )
+    .await;
+    publish(format!("{p}.pageview"), "not json").await;
+
+    eventually("the valid one is counted", || async {
+        (live(&app, "w-2").await == 1).then_some(())
+    })
+    .await;
+    let dead = eventually("three messages are dead-lettered", || async {
+        let m = stream_messages(NATS_URL, &names.dlq).await;
+        (m.len() >= 3).then_some(m)
+    })
+    .await;
+    assert_eq!(dead.len(), 3);
+    let reason = |i: usize| {
+        dead[i]
+            .headers
+            .get("EventFlow-Reason")
+            .unwrap()
+            .as_str()
+            .to_owned()
+    };
+    assert!(reason(0).contains("viewer_id"), "{}", reason(0));
+    assert!(reason(1).starts_with("subject:"), "{}", reason(1));
+    assert!(!reason(2).is_empty());
+    assert_eq!(
+        dead[1].headers.get("EventFlow-Subject").unwrap().as_str(),
+        format!("{p}.presence.w-3")
+    );
+    assert_eq!(
+        &dead[2].payload[..],
+        b"not json",
+        "the original payload is kept"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn core_mode_counts_what_arrives_on_the_subjects() {
+    let names = Names::new("core");
+    let app = spawn_app_with(names.settings(NATS_URL, "core")).await;
+    let client = async_nats::connect(NATS_URL).await.unwrap();
+    client
+        .publish(
+            format!("{}.presence.w-c", names.prefix),
+            r#"{"type":"presence","webinar_id":"w-c","viewer_id":"a","action":"ping"}"#.into(),
+        )
+        .await
+        .unwrap();
+    client.flush().await.unwrap();
+    let (status, _) = app
+        .post("/api/webinars/w-c/presence/ping", r#"{"viewer_id":"b"}"#)
+        .await;
+    assert_eq!(status, 202);
+    eventually("both viewers are live", || async {
+        let n = live(&app, "w-c").await;
+        (n == 2).then_some(())
+    })
+    .await;
+    app.stop().await;
+}
+
+/// A nats-server of the test's own, on a free port, that can be stopped.
+pub struct OwnNats {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl OwnNats {
+    pub fn start() -> OwnNats {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut n = OwnNats {
+            port,
+            dir: tempfile::tempdir().unwrap(),
+            child: None,
+        };
+        n.restart();
+        n
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    fn binary() -> &'static Path {
+        [
+            "/usr/sbin/nats-server",
+            "/usr/bin/nats-server",
+            "/usr/local/bin/nats-server",
+        ]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.exists())
+        .expect("nats-server is installed (scripts/services installs it)")
+    }
+
+    pub fn restart(&mut self) {
+        let child = Command::new(Self::binary())
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "nats-server starts");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            c.wait().unwrap();
+        }
+    }
+}
+
+impl Drop for OwnNats {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// One browser ping with a unique event id; counts it when accepted.
+async fn ping(app: &TestApp, accepted: &mut u64) {
+    let n = *accepted + 1;
+    let body = format!(r#"{{"viewer_id":"v-{}","id":"p-{n}"}}"#, n % 7);
+    let (status, v) = app.post("/api/webinars/w-f/presence/ping", body).await;
+    assert_eq!(status, 202, "{v}");
+    *accepted = n;
+    tokio::time::sleep(Duration::from_millis(30)).await;
+}
+
+#[tokio::test]
+async fn nats_restarted_during_steady_ingest_loses_and_doubles_nothing() {
+    let mut nats = OwnNats::start();
+    let names = Names::new("flt");
+    let app = spawn_app_with(names.settings(&nats.url(), "jetstream")).await;
+    let mut accepted = 0u64;
+    for _ in 0..30 {
+        ping(&app, &mut accepted).await;
+    }
+    nats.stop();
+    // Ingest goes on (into the spool) and /readyz names NATS.
+    for _ in 0..30 {
+        ping(&app, &mut accepted).await;
+    }
+    eventually("/readyz names nats", || async {
+        let (status, v) = app.get("/readyz").await;
+        (status == 200 && v["degraded"]["nats"].is_string()).then_some(())
+    })
+    .await;
+    nats.restart();
+    for _ in 0..30 {
+        ping(&app, &mut accepted).await;
+    }
+    eventually("NATS is no longer degraded", || async {
+        let (_, v) = app.get("/readyz").await;
+        v["degraded"].get("nats").is_none().then_some(())
+    })
+    .await;
+    // Every accepted ping reaches the stream and is counted once.
+    let path = format!("/api/webinars/w-f/stats/access?from={}", now_ms() - 600_000);
+    let pings = eventually("every accepted ping is in a final bucket", || async {
+        let (_, v) = app.get(&path).await;
+        let total: u64 = v["buckets"]
+            .as_array()?
+            .iter()
+            .map(|b| b["pings"].as_u64().unwrap_or(0))
+            .sum();
+        (total >= accepted).then_some(total)
+    })
+    .await;
+    assert_eq!(pings, accepted, "nothing lost, nothing doubled");
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let spooled: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("eventflow_spooled_events_total "))
+        .expect("the spool counter")
+        .parse()
+        .unwrap();
+    assert!(spooled > 0, "the outage went through the spool");
+    let stored = stream_messages(&nats.url(), &names.stream).await;
+    let presence = stored
+        .iter()
+        .filter(|m| m.subject.as_str().contains(".presence."))
+        .count() as u64;
+    assert!(presence >= accepted, "{presence} stored of {accepted}");
+    app.stop().await;
+}
