@@ -188,7 +188,7 @@ pub async fn writer(
                 feed.restore(batch);
                 conn = None;
                 reload = true;
-                let wait = backoff(attempt, Duration::from_millis(200), Duration::from_secs(10));
+                let wait = backoff(attempt, Duration::from_millis(200), Duration::from_secs(5));
                 attempt += 1;
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}

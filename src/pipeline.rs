@@ -576,7 +576,7 @@ pub async fn store_writer(
                 let wait = tokio::time::sleep(backoff(
                     attempt,
                     Duration::from_millis(100),
-                    Duration::from_secs(30),
+                    STORE_RETRY_CAP,
                 ));
                 tokio::pin!(wait);
                 // Keep the engine's queue drained while waiting.
@@ -597,6 +597,10 @@ pub async fn store_writer(
         }
     }
 }
+
+/// The longest wait between store retries: a store that returns is
+/// written to within this.
+const STORE_RETRY_CAP: Duration = Duration::from_secs(5);
 
 /// How long one store transaction may take before it counts as failed.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);

@@ -160,6 +160,7 @@ async fn a_redis_outage_degrades_readiness_and_the_cache_is_rebuilt_after() {
         .await;
     app.post("/api/webinars/w-o/presence/ping", r#"{"viewer_id":"c"}"#)
         .await;
+    let down_since = std::time::Instant::now();
     let degraded = eventually("/readyz names Redis", || async {
         let (status, v) = app.get("/readyz").await;
         // Named, but still ready: ingest and aggregation go on.
@@ -169,10 +170,30 @@ async fn a_redis_outage_degrades_readiness_and_the_cache_is_rebuilt_after() {
     assert_eq!(degraded["recovered"], true);
     let (_, live) = app.get("/api/webinars/w-o/live").await;
     assert_eq!(live["live"], 3, "aggregation goes on without Redis");
+    // Steady ingest through a minute of outage.
+    crate::helpers::steady_pings(
+        &app,
+        "w-o",
+        &["a", "b", "c"],
+        crate::helpers::OUTAGE.saturating_sub(down_since.elapsed()),
+    )
+    .await;
+    let (_, live) = app.get("/api/webinars/w-o/live").await;
+    assert_eq!(live["live"], 3, "aggregation went on without Redis");
+    let (_, ready) = app.get("/readyz").await;
+    assert!(ready["degraded"]["redis"].is_string(), "{ready}");
 
     // It comes back empty (no persistence): the cache is rebuilt.
     let _again = OwnRedis::start(port);
     eventually("Redis holds the latest count again", || async {
+        // The viewers stay live (ttl 1.5 s) while Redis comes back.
+        for v in ["a", "b", "c"] {
+            app.post(
+                "/api/webinars/w-o/presence/ping",
+                format!(r#"{{"viewer_id":"{v}"}}"#),
+            )
+            .await;
+        }
         let mut c = redis::Client::open(url.as_str())
             .ok()?
             .get_multiplexed_async_connection()

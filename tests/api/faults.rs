@@ -1,5 +1,5 @@
 //! Faults of the store: a Postgres of its own (on a free port) is stopped
-//! during steady ingest. Aggregation goes on, `/readyz` names the store,
+//! for a minute during steady ingest. Aggregation goes on, `/readyz` names the store,
 //! flushes retry, and when Postgres returns every bucket is written.
 
 use std::path::{Path, PathBuf};
@@ -8,7 +8,9 @@ use std::process::Command;
 
 use serde_json::json;
 
-use crate::helpers::{eventually, now_ms, spawn_app_with};
+use std::time::Duration;
+
+use crate::helpers::{OUTAGE, eventually, now_ms, spawn_app_with, steady_pings};
 
 struct OwnPostgres {
     dir: tempfile::TempDir,
@@ -163,15 +165,11 @@ async fn postgres_stopped_during_ingest_then_everything_is_written() {
         live["live"].as_u64().unwrap() >= 3,
         "aggregation goes on: {live}"
     );
-    // Keep ingesting for a few buckets of the outage.
-    eventually("three buckets pass during the outage", || async {
-        for v in 1..=3 {
-            app.post("/api/webinars/w-f/presence/ping", ping(v)).await;
-        }
-        (now_ms() - outage_started > 3_000).then_some(())
-    })
-    .await;
+    // Keep ingesting through a minute of outage.
+    let left = OUTAGE.saturating_sub(Duration::from_millis((now_ms() - outage_started) as u64));
+    steady_pings(&app, "w-f", &["v1", "v2", "v3"], left).await;
     let outage_ended = now_ms();
+    assert!(outage_ended - outage_started >= 60_000);
 
     pg.start();
     eventually("/readyz no longer names the store", || async {
@@ -196,7 +194,7 @@ async fn postgres_stopped_during_ingest_then_everything_is_written() {
             r.bucket_start >= outage_started - outage_started % 1000 && r.bucket_end <= outage_ended
         })
         .collect();
-    assert!(during.len() >= 2, "{rows:?}");
+    assert!(during.len() >= 55, "{} buckets of the outage", during.len());
     for pair in during.windows(2) {
         assert_eq!(pair[0].bucket_end, pair[1].bucket_start, "no gap: {rows:?}");
     }

@@ -206,3 +206,27 @@ pub async fn fresh_postgres() -> String {
     admin.close().await;
     format!("postgres://postgres@127.0.0.1:5432/{name}")
 }
+
+/// How long the fault tests keep a part down.
+pub const OUTAGE: Duration = Duration::from_secs(60);
+
+/// Steady ingest: each viewer pings `webinar` every 250 ms for `period`;
+/// every ping must be accepted. Returns how many were sent.
+pub async fn steady_pings(app: &TestApp, webinar: &str, viewers: &[&str], period: Duration) -> u64 {
+    let until = Instant::now() + period;
+    let mut sent = 0;
+    while Instant::now() < until {
+        for v in viewers {
+            let (status, body) = app
+                .post(
+                    &format!("/api/webinars/{webinar}/presence/ping"),
+                    format!(r#"{{"viewer_id":"{v}"}}"#),
+                )
+                .await;
+            assert_eq!(status, 202, "ingest goes on during the outage: {body}");
+            sent += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    sent
+}
