@@ -193,7 +193,7 @@ impl Application {
                         }
                     }));
                 }
-                let source = Source::Stream(StreamSource {
+                let source = Source::Stream(Box::new(StreamSource {
                     rx,
                     subjects: subjects.clone(),
                     dlq: streamed.then(|| {
@@ -210,14 +210,14 @@ impl Application {
                     },
                     last_reply: None,
                     caught_up: false,
-                });
-                let sink = Sink::Nats(nats::NatsSink {
+                }));
+                let sink = Sink::Nats(Box::new(nats::NatsSink {
                     client: client.clone(),
                     js: streamed.then(|| js.clone()),
                     spool: log,
                     subjects: subjects.clone(),
                     metrics: metrics.clone(),
-                });
+                }));
                 (source, sink, Some((client, js, nats::LiveFeed::new())))
             }
             _ => {
@@ -269,9 +269,8 @@ impl Application {
                 Duration::from_millis(settings.live.push_interval_ms),
                 shutdown.clone(),
             )));
-            if let Sink::Nats(nats::NatsSink {
-                spool: Some(spool), ..
-            }) = &sink
+            if let Sink::Nats(n) = &sink
+                && let Some(spool) = &n.spool
             {
                 background.push(tokio::spawn(nats::forwarder(
                     js.clone(),

@@ -46,6 +46,9 @@ use crate::util::{Clock, backoff};
 /// Records handed to the engine per channel message, at most.
 pub const BATCH: usize = 1_000;
 
+/// Messages a core subscription holds before NATS counts it slow and drops.
+const SUBSCRIPTION_CAPACITY: usize = 1 << 18;
+
 /// Subject names under the configured prefix.
 #[derive(Debug, Clone)]
 pub struct Subjects {
@@ -71,6 +74,46 @@ impl Subjects {
             Event::Pageview(_) => format!("{p}.pageview"),
             Event::Tick(_) => self.tick(),
         }
+    }
+
+    /// Whether `subject` is where `ev` is published ([`Subjects::event`]),
+    /// without building it.
+    fn belongs(&self, subject: &str, ev: &Event<'_>) -> bool {
+        let Some(rest) = subject
+            .strip_prefix(self.prefix.as_str())
+            .and_then(|r| r.strip_prefix('.'))
+        else {
+            return false;
+        };
+        let (kind, id) = match ev {
+            Event::Presence(e) => ("presence", Some(&*e.webinar_id)),
+            Event::Activity(e) => ("activity", Some(&*e.webinar_id)),
+            Event::Visit(e) => ("visit", Some(&*e.campaign_id)),
+            Event::Conversion(e) => ("conversion", Some(&*e.campaign_id)),
+            Event::Pageview(_) => ("pageview", None),
+            Event::Tick(_) => ("tick", None),
+        };
+        let Some(rest) = rest.strip_prefix(kind) else {
+            return false;
+        };
+        match id {
+            Some(id) => rest.strip_prefix('.') == Some(id),
+            None => rest.is_empty(),
+        }
+    }
+
+    /// Identifiers may hold dots, but a subject cannot have an empty token
+    /// (`a..b`, a leading or trailing dot): such an event cannot be
+    /// published. Returns the identifier's field when that is the case.
+    pub fn unpublishable(ev: &Event<'_>) -> Option<&'static str> {
+        let (field, id): (&'static str, &str) = match ev {
+            Event::Presence(e) => ("webinar_id", &e.webinar_id),
+            Event::Activity(e) => ("webinar_id", &e.webinar_id),
+            Event::Visit(e) => ("campaign_id", &e.campaign_id),
+            Event::Conversion(e) => ("campaign_id", &e.campaign_id),
+            Event::Pageview(_) | Event::Tick(_) => return None,
+        };
+        id.split('.').any(str::is_empty).then_some(field)
     }
 
     /// The subjects the stream captures (DESIGN §5), and no others.
@@ -110,11 +153,11 @@ impl Subjects {
             return Err(event::too_large(payload.len()).to_string());
         }
         let mut ev = event::decode(payload).map_err(|e| e.to_string())?;
-        let expected = self.event(&ev);
-        if subject != expected {
+        if !self.belongs(subject, &ev) {
             return Err(format!(
-                "subject: a {} event with these identifiers belongs on {expected}, not {subject}",
-                ev.event_type().as_str()
+                "subject: a {} event with these identifiers belongs on {}, not {subject}",
+                ev.event_type().as_str(),
+                self.event(&ev)
             ));
         }
         if ev.ts().is_none() {
@@ -136,13 +179,17 @@ pub async fn connect(
         .name("eventflow")
         .retry_on_initial_connect()
         .connection_timeout(Duration::from_secs(2))
-        .reconnect_delay_callback(|attempt| {
-            backoff(
-                attempt as u32,
+        // The first attempt (numbered 1) goes at once; later ones back off.
+        .reconnect_delay_callback(|attempt| match attempt {
+            0 | 1 => Duration::ZERO,
+            n => backoff(
+                n as u32 - 2,
                 Duration::from_millis(100),
                 Duration::from_secs(5),
-            )
+            ),
         })
+        // Core mode: room for bursts before NATS drops for a slow reader.
+        .subscription_capacity(SUBSCRIPTION_CAPACITY)
         .event_callback(move |e| {
             let ready = ready.clone();
             let metrics = metrics.clone();
@@ -825,9 +872,28 @@ mod tests {
     #[test]
     fn events_map_to_their_subjects_and_must_arrive_on_them() {
         let s = Subjects::new("ef.t1");
+        let dotted = |w: &str| {
+            let line = format!(
+                r#"{{"type":"presence","webinar_id":"{w}","viewer_id":"v","action":"ping","ts":1}}"#
+            );
+            Subjects::unpublishable(&crate::event::decode(line.as_bytes()).unwrap())
+        };
+        assert_eq!(dotted("w.1"), None);
+        for w in ["w..1", ".w", "w."] {
+            assert_eq!(dotted(w), Some("webinar_id"), "{w}");
+        }
         let ping = br#"{"type":"presence","webinar_id":"w.1","viewer_id":"v","action":"ping"}"#;
         let ev = s.decode("ef.t1.presence.w.1", ping, 1_000).unwrap();
         assert_eq!(ev.ts(), Some(1_000), "ts defaults to the stored time");
+        for wrong in [
+            "ef.t1.presence.w",
+            "ef.t1.presence.w.1.2",
+            "ef.t1.activity.w.1",
+            "ef.t2.presence.w.1",
+            "ef.t1presence.w.1",
+        ] {
+            assert!(s.decode(wrong, ping, 0).is_err(), "{wrong}");
+        }
         let err = s.decode("ef.t1.presence.w-2", ping, 1_000).unwrap_err();
         assert!(
             err.starts_with("subject:") && err.contains("ef.t1.presence.w.1"),

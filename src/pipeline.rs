@@ -161,7 +161,7 @@ pub enum Source {
         committed: watch::Receiver<Position>,
     },
     /// NATS: batches from the JetStream consumer or the core subscriptions.
-    Stream(StreamSource),
+    Stream(Box<StreamSource>),
 }
 
 pub struct StreamSource {
@@ -172,7 +172,7 @@ pub struct StreamSource {
     /// JetStream: the last sequence applied. `None` in core mode, which
     /// has no positions.
     pub last_seq: Option<u64>,
-    pub last_reply: Option<String>,
+    pub last_reply: Option<async_nats::Subject>,
     pub caught_up: bool,
 }
 
@@ -204,9 +204,14 @@ struct Round {
     read: usize,
     position: Option<SourcePos>,
     caught_up: bool,
+    /// More input is ready to be read at once.
+    more: bool,
     /// Nothing was read and nothing will come: stop.
     finished: bool,
 }
+
+/// How often live states are published while input keeps coming.
+const PUBLISH_EVERY: Duration = Duration::from_millis(20);
 
 impl EngineTask {
     pub fn spawn(self) -> std::io::Result<std::thread::JoinHandle<()>> {
@@ -224,6 +229,7 @@ impl EngineTask {
         let mut last_checkpoint = Instant::now();
         let mut last_sent = self.position();
         let mut counted = self.engine.counters().clone();
+        let mut last_publish = Instant::now();
         loop {
             let round = match &mut self.source {
                 Source::Log { reader, committed } => {
@@ -243,7 +249,13 @@ impl EngineTask {
             if round.finished {
                 break;
             }
-            self.publish(&mut counted);
+            // Live states go out when the engine is about to wait for input,
+            // and at least every PUBLISH_EVERY while it is busy: readers see
+            // at most one state per push interval anyway.
+            if !round.more || last_publish.elapsed() >= PUBLISH_EVERY {
+                last_publish = Instant::now();
+                self.publish(&mut counted);
+            }
             let position = round.position;
             let mut batch = self.take_batch();
             if position != last_sent
@@ -295,6 +307,7 @@ impl EngineTask {
                 });
             }
         }
+        self.publish(&mut counted);
         self.checkpoint();
         tracing::info!(position = ?self.position().map(|p| p.to_string()), "engine stopped after a final flush");
     }
@@ -318,7 +331,7 @@ impl EngineTask {
             return;
         };
         let ack = match &self.source {
-            Source::Stream(s) => s.last_reply.clone(),
+            Source::Stream(s) => s.last_reply.as_ref().map(|r| r.to_string()),
             Source::Log { .. } => None,
         };
         let state = self.engine.save();
@@ -422,6 +435,7 @@ fn log_round(
         read,
         position: Some(SourcePos::Log(position)),
         caught_up: position >= committed,
+        more: position < committed,
         finished: false,
     })
 }
@@ -451,6 +465,7 @@ fn stream_round(
                         read: 0,
                         position: s.last_seq.map(SourcePos::Stream),
                         caught_up: s.caught_up,
+                        more: false,
                         finished: true,
                     };
                 }
@@ -480,8 +495,13 @@ fn stream_round(
             }
             if s.last_seq.is_some() {
                 s.last_seq = Some(r.seq);
-                s.last_reply = r.reply.as_ref().map(|r| r.to_string());
             }
+        }
+        if s.last_seq.is_some()
+            && let Some(last) = b.records.last()
+            && s.last_seq == Some(last.seq)
+        {
+            s.last_reply = last.reply.clone();
         }
         read += b.records.len();
         s.caught_up = b.pending == 0;
@@ -498,6 +518,7 @@ fn stream_round(
         read,
         position: s.last_seq.map(SourcePos::Stream),
         caught_up: s.caught_up,
+        more: !s.rx.is_empty(),
         finished: false,
     }
 }
@@ -661,5 +682,42 @@ impl Pending {
                 ack,
             } => self.checkpoint = Some((state, Persisted { position, ack })),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_positions_round_trip_and_compare_only_within_a_source() {
+        let log: SourcePos = "2026-11-26:1234".parse().unwrap();
+        assert_eq!(
+            log,
+            SourcePos::Log(Position {
+                day: jiff::civil::date(2026, 11, 26),
+                offset: 1234
+            })
+        );
+        assert_eq!(log.to_string().parse::<SourcePos>().unwrap(), log);
+        let seq: SourcePos = "seq:42".parse().unwrap();
+        assert_eq!(seq, SourcePos::Stream(42));
+        assert_eq!(seq.to_string(), "seq:42");
+        assert!("seq:x".parse::<SourcePos>().is_err());
+        assert!(SourcePos::Stream(43).covers(&seq) && seq.covers(&seq));
+        assert!(!SourcePos::Stream(41).covers(&seq));
+        // A store written from the local log says nothing about a stream.
+        assert!(!log.covers(&seq) && !seq.covers(&log));
+    }
+
+    #[test]
+    fn a_checkpoint_keeps_its_stream_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("checkpoint.bin");
+        let config = EngineConfig::default();
+        let engine = Engine::new(config.clone()).unwrap();
+        write_checkpoint(&path, &engine.save(), SourcePos::Stream(7)).unwrap();
+        let loaded = load_checkpoint(&path, &config).unwrap().unwrap();
+        assert_eq!(loaded.position, SourcePos::Stream(7));
     }
 }

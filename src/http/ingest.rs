@@ -32,7 +32,7 @@ pub enum Sink {
     /// The local log (embedded mode).
     Log(LogWriter),
     /// NATS: the JetStream stream (with the spool), or core subjects.
-    Nats(NatsSink),
+    Nats(Box<NatsSink>),
 }
 
 impl Sink {
@@ -102,6 +102,17 @@ impl Prepared {
             return Err(e);
         }
         if let Some(subjects) = &self.subjects {
+            if let Some(field) = Subjects::unpublishable(ev) {
+                self.buf.truncate(start);
+                let at = if what == "event" {
+                    String::new()
+                } else {
+                    format!("{what}.")
+                };
+                return Err(ApiError::BadRequest(format!(
+                    "{at}{field}: must not start or end with '.' or hold '..' (it names a NATS subject)"
+                )));
+            }
             self.items.push(Item {
                 start,
                 end,

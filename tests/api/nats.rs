@@ -144,6 +144,16 @@ async fn jetstream_ingest_is_stored_before_202_then_counted_and_acknowledged() {
         (Some("w-1"), Some(1))
     );
 
+    // An identifier that cannot be a subject is refused, naming the field.
+    let (status, body) = app
+        .post("/api/webinars/w..1/presence/ping", r#"{"viewer_id":"v"}"#)
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"].as_str().unwrap().starts_with("webinar_id:"),
+        "{body}"
+    );
+
     // The same event again (same id) is stored once.
     let (status, _) = app
         .post(
