@@ -18,7 +18,7 @@
 //!    `records{type="presence",outcome="applied"}` counter (polled every
 //!    5 ms) stops moving. Core NATS drops messages for a subscriber that
 //!    falls behind, so when anything is lost the run is repeated with the
-//!    publisher paced at 90 %, 80 %, … of the ceiling: the sustained rate is
+//!    publisher paced at 95 %, 90 %, … of the ceiling: the sustained rate is
 //!    the first pace at which every record is applied.
 //! 3. **JetStream ceiling**: a file-storage stream on `<prefix>.presence.>`,
 //!    filled with acknowledged publishes (a sliding window of
@@ -808,7 +808,7 @@ async fn run(
     // out first, then paced at falling fractions of the ceiling.
     let mut core = eventflow_core(records, None).await?;
     let flat_out_lost = n - core.applied.min(n);
-    for fraction in [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1] {
+    for fraction in (1..=19).rev().map(|k| f64::from(k) * 0.05) {
         if core.applied >= n {
             break;
         }

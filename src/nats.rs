@@ -271,23 +271,62 @@ pub async fn ensure_streams(js: &jetstream::Context, s: &NatsSettings) -> anyhow
     Ok(())
 }
 
-/// One message for the engine thread.
+/// One message for the engine thread; its subject and payload are ranges of
+/// its batch's buffers.
 pub struct StreamRecord {
     /// The stream sequence (a local count in core mode).
     pub seq: u64,
     /// When the stream stored it (arrival, in core mode), ms since the epoch.
     pub stored: i64,
-    pub subject: async_nats::Subject,
-    pub payload: Bytes,
-    /// Where an acknowledgement goes (JetStream only).
-    pub reply: Option<async_nats::Subject>,
+    subject: (u32, u32),
+    payload: (u32, u32),
 }
 
-/// Records in stream order, with how many the consumer still had pending
-/// after the last of them (0: caught up).
+/// Records in stream order, copied into two buffers so the engine thread
+/// frees nothing the client shares (no per-message reference counts
+/// crossing threads), with how many the consumer still had pending after
+/// the last of them (0: caught up).
+#[derive(Default)]
 pub struct StreamBatch {
     pub records: Vec<StreamRecord>,
+    subjects: String,
+    payloads: Vec<u8>,
+    /// Where the last record's acknowledgement goes (JetStream only).
+    pub last_reply: Option<async_nats::Subject>,
     pub pending: u64,
+}
+
+impl StreamBatch {
+    fn with_capacity(n: usize) -> StreamBatch {
+        StreamBatch {
+            records: Vec::with_capacity(n),
+            subjects: String::with_capacity(n * 32),
+            payloads: Vec::with_capacity(n * 112),
+            last_reply: None,
+            pending: 0,
+        }
+    }
+
+    fn push(&mut self, seq: u64, stored: i64, subject: &str, payload: &[u8]) {
+        let s = self.subjects.len() as u32;
+        self.subjects.push_str(subject);
+        let p = self.payloads.len() as u32;
+        self.payloads.extend_from_slice(payload);
+        self.records.push(StreamRecord {
+            seq,
+            stored,
+            subject: (s, self.subjects.len() as u32),
+            payload: (p, self.payloads.len() as u32),
+        });
+    }
+
+    pub fn subject(&self, r: &StreamRecord) -> &str {
+        &self.subjects[r.subject.0 as usize..r.subject.1 as usize]
+    }
+
+    pub fn payload(&self, r: &StreamRecord) -> &[u8] {
+        &self.payloads[r.payload.0 as usize..r.payload.1 as usize]
+    }
 }
 
 /// Reads the stream from `next` on with a durable pull consumer and hands
@@ -376,15 +415,7 @@ async fn consume(
     tracing::info!(consumer = %s.consumer, from = *next, pending, "consuming the JetStream stream");
     if pending == 0 {
         // Nothing to recover: say so, or the engine would wait for a message.
-        send(
-            tx,
-            StreamBatch {
-                records: Vec::new(),
-                pending: 0,
-            },
-            shutdown,
-        )
-        .await?;
+        send(tx, StreamBatch::default(), shutdown).await?;
     }
     let messages = consumer
         .stream()
@@ -396,8 +427,7 @@ async fn consume(
         .context("pulling from the consumer")?;
     let mut chunks = messages.ready_chunks(BATCH);
     while let Some(chunk) = chunks.next().await {
-        let mut records = Vec::with_capacity(chunk.len());
-        let mut pending = 0;
+        let mut batch = StreamBatch::with_capacity(chunk.len());
         for m in chunk {
             let m = m.context("pulling messages")?;
             let info = m.info().map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -405,22 +435,16 @@ async fn consume(
                 info.stream_sequence,
                 (info.published.unix_timestamp_nanos() / 1_000_000) as i64,
             );
-            pending = info.pending;
+            batch.pending = info.pending;
             if seq < *next {
                 continue; // a redelivery of what the engine already has
             }
-            let m = m.message;
-            records.push(StreamRecord {
-                seq,
-                stored,
-                subject: m.subject,
-                payload: m.payload,
-                reply: m.reply,
-            });
+            batch.push(seq, stored, &m.message.subject, &m.message.payload);
+            batch.last_reply = m.message.reply.clone();
             *next = seq + 1;
         }
         *attempt = 0;
-        send(tx, StreamBatch { records, pending }, shutdown).await?;
+        send(tx, batch, shutdown).await?;
     }
     anyhow::bail!("the consumer's message stream ended")
 }
@@ -455,43 +479,19 @@ pub async fn core_source(
     let mut all = futures_util::stream::select_all(subs).ready_chunks(BATCH);
     let mut seq = 0u64;
     // Nothing to recover from.
-    send(
-        &tx,
-        StreamBatch {
-            records: Vec::new(),
-            pending: 0,
-        },
-        &shutdown,
-    )
-    .await?;
+    send(&tx, StreamBatch::default(), &shutdown).await?;
     loop {
         let chunk = tokio::select! {
             c = all.next() => match c { Some(c) => c, None => return Ok(()) },
             _ = shutdown.cancelled() => return Ok(()),
         };
         let now = clock();
-        let records = chunk
-            .into_iter()
-            .map(|m| {
-                seq += 1;
-                StreamRecord {
-                    seq,
-                    stored: now,
-                    subject: m.subject,
-                    payload: m.payload,
-                    reply: None,
-                }
-            })
-            .collect();
-        send(
-            &tx,
-            StreamBatch {
-                records,
-                pending: 0,
-            },
-            &shutdown,
-        )
-        .await?;
+        let mut batch = StreamBatch::with_capacity(chunk.len());
+        for m in chunk {
+            seq += 1;
+            batch.push(seq, now, &m.subject, &m.payload);
+        }
+        send(&tx, batch, &shutdown).await?;
     }
 }
 
@@ -530,12 +530,12 @@ impl Dlq {
         }
     }
 
-    pub fn reject(&mut self, record: &StreamRecord, reason: String) {
+    pub fn reject(&mut self, batch: &StreamBatch, record: &StreamRecord, reason: String) {
         self.held.push((
             StreamRecordRef {
                 seq: record.seq,
-                subject: record.subject.to_string(),
-                payload: record.payload.clone(),
+                subject: batch.subject(record).to_owned(),
+                payload: Bytes::copy_from_slice(batch.payload(record)),
             },
             reason,
         ));

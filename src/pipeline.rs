@@ -482,14 +482,14 @@ fn stream_round(
             }
             let applied = s
                 .subjects
-                .decode(&r.subject, &r.payload, r.stored)
+                .decode(b.subject(r), b.payload(r), r.stored)
                 .and_then(|ev| engine.apply(&ev, Some(r.stored)).map_err(|e| e.to_string()));
             if let Err(reason) = applied {
                 invalid += 1;
                 match &mut s.dlq {
-                    Some(dlq) => dlq.reject(r, reason),
+                    Some(dlq) => dlq.reject(&b, r, reason),
                     None => {
-                        tracing::warn!(subject = %r.subject, %reason, "dropped an invalid message")
+                        tracing::warn!(subject = %b.subject(r), %reason, "dropped an invalid message")
                     }
                 }
             }
@@ -501,7 +501,7 @@ fn stream_round(
             && let Some(last) = b.records.last()
             && s.last_seq == Some(last.seq)
         {
-            s.last_reply = last.reply.clone();
+            s.last_reply = b.last_reply.clone();
         }
         read += b.records.len();
         s.caught_up = b.pending == 0;
