@@ -222,9 +222,10 @@ fn main() {
     let s = scale();
     let webinars = ((10_000.0 * s) as u32).max(1);
     let mut results = Vec::new();
+    let mut all_live = Vec::new();
     // 540 000 is just past 2^19: the worst case for a slab that doubles.
-    for viewers in [100_000u32, 540_000, 1_000_000] {
-        let viewers = ((f64::from(viewers) * s) as u32).max(webinars);
+    for base in [100_000u32, 540_000, 1_000_000] {
+        let viewers = ((f64::from(base) * s) as u32).max(webinars);
         let events = all_live_pings(webinars, viewers, 100_000, 7);
         let title = format!(
             "{viewers} distinct viewers, one ping each within 100 s, {webinars} webinars (all live)"
@@ -232,6 +233,7 @@ fn main() {
         let per = measure(&title, |engine| feed_events(engine, &events));
         estimate(webinars, viewers);
         results.push((format!("all live, {viewers} viewers"), per));
+        all_live.push((base, per));
     }
 
     let events = common::turnover(webinars, ((1_000_000.0 * s) as u32).max(webinars), 11, 0);
@@ -282,7 +284,127 @@ fn main() {
     results.push(("workload at end (9 min)".into(), per));
 
     println!();
-    for (name, per) in results {
+    for (name, per) in &results {
         println!("SUMMARY {name}: {per:.1} bytes per live viewer");
     }
+    // Machine-readable figures for `scripts/bench`.
+    for (base, per) in all_live {
+        if let Some(key) = size_key(base) {
+            println!("SUMMARY engine_bytes_per_viewer_{key} {per:.1} bytes");
+        }
+    }
+
+    // The whole service: its peak RSS with that many viewers live.
+    for base in [100_000u32, 1_000_000] {
+        let viewers = ((f64::from(base) * s) as u32).max(webinars);
+        let (peak, now) = service_rss(webinars, viewers);
+        let mb = |b: u64| b as f64 / 1_048_576.0;
+        println!(
+            "service process with {viewers} live viewers: peak RSS {:.1} MiB, RSS {:.1} MiB ({:.0} bytes per viewer)",
+            mb(peak),
+            mb(now),
+            now as f64 / f64::from(viewers)
+        );
+        if let Some(key) = size_key(base) {
+            println!("SUMMARY service_peak_rss_{key} {:.1} MiB", mb(peak));
+        }
+    }
+}
+
+/// The summary key of an audience size (at scale 1).
+fn size_key(viewers: u32) -> Option<&'static str> {
+    match viewers {
+        100_000 => Some("100k"),
+        1_000_000 => Some("1m"),
+        _ => None,
+    }
+}
+
+/// Starts the release `eventflow` binary (embedded mode), makes `viewers`
+/// viewers live through `POST /api/events` batches, waits until the engine
+/// holds them all, and reads the process's peak and current RSS (bytes)
+/// from `/proc`.
+fn service_rss(webinars: u32, viewers: u32) -> (u64, u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_eventflow"))
+        .env("EVENTFLOW__DATA__DIR", dir.path())
+        .env("EVENTFLOW__HTTP__ADDR", format!("127.0.0.1:{port}"))
+        .env("EVENTFLOW__HTTP__RATE_LIMIT_PER_SEC", "0")
+        .env("EVENTFLOW__AUTH__SECRET", "bench")
+        // Ticks stay ten years behind the workload's times: nobody expires.
+        .env("EVENTFLOW__WINDOW__IDLE_LAG_MS", "315360000000")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("the eventflow binary starts");
+    let token = eventflow::auth::Signer::new(b"bench").mint(
+        eventflow::auth::Scope::Admin,
+        jiff::Timestamp::now().as_millisecond() + 3_600_000,
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while client.get(format!("{base}/readyz")).send().await.is_err() {
+            assert!(std::time::Instant::now() < deadline, "the service starts");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let events = all_live_pings(webinars, viewers, 100_000, 7);
+        for chunk in events.chunks(10_000) {
+            let mut body = String::with_capacity(chunk.len() * 100);
+            for e in chunk {
+                body.push_str(&e.to_json());
+                body.push('\n');
+            }
+            let r = client
+                .post(format!("{base}/api/events"))
+                .bearer_auth(&token)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 202);
+        }
+        let want = format!("eventflow_live_viewers {viewers}");
+        loop {
+            let m = client
+                .get(format!("{base}/metrics"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            if m.lines().any(|l| l == want) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline + std::time::Duration::from_secs(60),
+                "all viewers live"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    });
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let kb = |key: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .unwrap_or(0)
+            * 1024
+    };
+    let (peak, now) = (kb("VmHWM:"), kb("VmRSS:"));
+    let _ = child.kill();
+    let _ = child.wait();
+    (peak, now)
 }
