@@ -42,6 +42,9 @@
 //! target is ≥ 90 %). Every phase has its own subjects, streams and
 //! consumer, so runs never interfere; the streams are deleted at the end.
 //!
+//! `EVENTFLOW_BENCH_ONLY=core` or `=jetstream` runs only EventFlow's own
+//! phase of that path (core at full speed), for profiling it alone.
+//!
 //! `EVENTFLOW_BENCH_RECORDS` sets N (default 1 000 000); NATS is expected
 //! on `EVENTFLOW_BENCH_NATS_URL` (default `nats://127.0.0.1:4222`);
 //! `EVENTFLOW_BENCH_LOG` (a `tracing` filter such as `info`) shows the
@@ -798,6 +801,31 @@ async fn run(
     cleanup: &mut Cleanup,
 ) -> anyhow::Result<()> {
     let n = records.len() as u64;
+
+    match std::env::var("EVENTFLOW_BENCH_ONLY").as_deref() {
+        Err(_) => {}
+        Ok("core") => {
+            let core = eventflow_core(records, None).await?;
+            println!(
+                "EventFlow core alone, full speed: {} records/s, {} of {n} applied, CPU µs/record {}",
+                rate(core.rate),
+                core.applied,
+                core.cpu
+            );
+            return Ok(());
+        }
+        Ok("jetstream") => {
+            let ef = eventflow_jetstream(js, records, cleanup).await?;
+            println!(
+                "EventFlow JetStream alone: {} records/s, {} of {n} applied, CPU µs/record {}",
+                rate(ef.rate),
+                ef.applied,
+                ef.cpu
+            );
+            return Ok(());
+        }
+        Ok(other) => bail!("EVENTFLOW_BENCH_ONLY: {other:?} is not core or jetstream"),
+    }
 
     let core0 = core_ceiling(records).await?;
     summary("core_ceiling_rate", rate(core0.rate), "records/s");

@@ -9,15 +9,19 @@ use eventflow::auth::{Scope, Signer};
 #[tokio::test]
 async fn a_ping_shows_in_the_live_count_then_in_final_buckets() {
     let app = spawn_app().await;
-    for v in ["a", "b", "c"] {
-        let (status, _) = app
-            .post(
-                "/api/webinars/w-1/presence/ping",
-                format!(r#"{{"viewer_id":"{v}"}}"#),
-            )
-            .await;
-        assert_eq!(status, 202);
-    }
+    // One trusted batch with one `ts`: the three joins fall in one 1 s
+    // bucket whatever the wall clock does between requests.
+    let ts = now_ms();
+    let pings: Vec<_> = ["a", "b", "c"]
+        .iter()
+        .map(|v| {
+            json!({"type": "presence", "webinar_id": "w-1", "viewer_id": v,
+                   "action": "ping", "ts": ts})
+            .to_string()
+        })
+        .collect();
+    let (status, _) = app.post_batch(pings.join("\n"), &app.token).await;
+    assert_eq!(status, 202);
     app.post("/api/webinars/w-1/presence/leave", r#"{"viewer_id":"c"}"#)
         .await;
     let live = eventually("the live count shows two viewers", || async {
