@@ -60,7 +60,7 @@ impl CacheFeed {
 
     pub fn live(&self, webinar_id: &Arc<str>, state: &LiveState) {
         let mut p = self.pending.lock().expect("cache feed lock");
-        p.live.insert(webinar_id.clone(), state.clone());
+        p.live.insert(webinar_id.clone(), *state);
         drop(p);
         self.wake.notify_one();
     }

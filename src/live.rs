@@ -14,7 +14,7 @@ use tokio::sync::{broadcast, watch};
 use crate::engine::{LiveSnapshot, OpenPeriod, PresenceStats};
 
 /// The latest state of one webinar.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LiveState {
     pub live: u32,
     /// The webinar's clock.
@@ -22,7 +22,7 @@ pub struct LiveState {
     /// The open bucket so far, when the engine holds one.
     pub open_bucket: Option<PresenceStats>,
     /// Distinct viewers so far of the open hour and day.
-    pub open_periods: Vec<OpenPeriod>,
+    pub open_periods: Option<[OpenPeriod; 2]>,
 }
 
 impl From<&LiveSnapshot> for LiveState {
@@ -31,7 +31,7 @@ impl From<&LiveSnapshot> for LiveState {
             live: s.live,
             ts: s.ts,
             open_bucket: Some(s.open_bucket),
-            open_periods: s.open_periods.to_vec(),
+            open_periods: Some(s.open_periods),
         }
     }
 }
@@ -42,12 +42,14 @@ struct Channel {
 }
 
 impl Channel {
-    /// Replaces the state, waking watchers only if it changed.
+    /// Replaces the state, waking watchers only if it changed and someone
+    /// watches (waking nobody still costs a round of locks). A watcher that
+    /// subscribes later reads the value as it is then.
     fn set(&self, state: LiveState) {
         self.state.send_if_modified(|old| {
             let changed = *old != state;
             *old = state;
-            changed
+            changed && self.state.receiver_count() > 0
         });
     }
 
@@ -113,7 +115,7 @@ impl LiveHub {
     pub fn state(&self, webinar_id: &str) -> LiveState {
         self.webinars
             .get(webinar_id)
-            .map(|ch| ch.state.borrow().clone())
+            .map(|ch| *ch.state.borrow())
             .unwrap_or_default()
     }
 
@@ -132,7 +134,7 @@ impl LiveHub {
     pub fn all_states(&self) -> Vec<(Arc<str>, LiveState)> {
         self.webinars
             .iter()
-            .map(|e| (e.key().clone(), e.state.borrow().clone()))
+            .map(|e| (e.key().clone(), *e.state.borrow()))
             .collect()
     }
 
@@ -142,7 +144,7 @@ impl LiveHub {
             .webinars
             .iter()
             .filter(|e| e.state.borrow().live > 0)
-            .map(|e| (e.key().clone(), e.state.borrow().clone()))
+            .map(|e| (e.key().clone(), *e.state.borrow()))
             .collect();
         out.sort_by(|a, b| b.1.live.cmp(&a.1.live).then_with(|| a.0.cmp(&b.0)));
         out

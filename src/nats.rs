@@ -632,7 +632,7 @@ impl LiveFeed {
         self.latest
             .lock()
             .expect("live feed lock")
-            .insert(webinar_id.clone(), state.clone());
+            .insert(webinar_id.clone(), *state);
         self.wake.notify_one();
     }
 }

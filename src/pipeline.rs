@@ -204,14 +204,31 @@ struct Round {
     read: usize,
     position: Option<SourcePos>,
     caught_up: bool,
-    /// More input is ready to be read at once.
-    more: bool,
     /// Nothing was read and nothing will come: stop.
     finished: bool,
 }
 
 /// How often live states are published while input keeps coming.
 const PUBLISH_EVERY: Duration = Duration::from_millis(20);
+
+/// How often a wait that ends at a deadline looks for input.
+const POLL: Duration = Duration::from_millis(1);
+
+/// Waits until `ready()` or `deadline`, looking every [`POLL`]. Used only
+/// while live states wait to be published, so for [`PUBLISH_EVERY`] at
+/// most, and without timers: the engine thread runs outside the runtime.
+fn poll_until(deadline: Instant, mut ready: impl FnMut() -> bool) {
+    loop {
+        if ready() {
+            return;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return;
+        }
+        std::thread::sleep(POLL.min(deadline - now));
+    }
+}
 
 impl EngineTask {
     pub fn spawn(self) -> std::io::Result<std::thread::JoinHandle<()>> {
@@ -230,7 +247,12 @@ impl EngineTask {
         let mut last_sent = self.position();
         let mut counted = self.engine.counters().clone();
         let mut last_publish = Instant::now();
+        // Records were applied since the last publish.
+        let mut unpublished = false;
         loop {
+            // While live states wait to go out, waiting for input ends at
+            // their publishing time.
+            let publish_at = unpublished.then(|| last_publish + PUBLISH_EVERY);
             let round = match &mut self.source {
                 Source::Log { reader, committed } => {
                     match log_round(reader, committed, &mut self.engine, &self.metrics) {
@@ -242,24 +264,36 @@ impl EngineTask {
                         }
                     }
                 }
-                Source::Stream(s) => {
-                    stream_round(s, &mut self.engine, &self.metrics, &self.shutdown)
-                }
+                Source::Stream(s) => stream_round(
+                    s,
+                    &mut self.engine,
+                    &self.metrics,
+                    &self.shutdown,
+                    publish_at,
+                ),
             };
             if round.finished {
                 break;
             }
-            // Live states go out when the engine is about to wait for input,
-            // and at least every PUBLISH_EVERY while it is busy: readers see
-            // at most one state per push interval anyway.
-            if !round.more || last_publish.elapsed() >= PUBLISH_EVERY {
+            // Live states go out at most every PUBLISH_EVERY, at once when
+            // the last went out longer ago, else when that much has passed
+            // (input or not): each publish touches every changed webinar,
+            // and readers see at most one state per push interval anyway.
+            unpublished |= round.read > 0;
+            if unpublished && last_publish.elapsed() >= PUBLISH_EVERY {
                 last_publish = Instant::now();
+                unpublished = false;
                 self.publish(&mut counted);
             }
             let position = round.position;
+            let checkpoint_due = last_checkpoint.elapsed() >= self.checkpoint_every;
             let mut batch = self.take_batch();
+            // The position goes with rows, and before each checkpoint (a
+            // restart needs the store to cover it); alone every round it
+            // would cost a commit per round.
             if position != last_sent
                 && let Some(p) = position
+                && (!batch.is_empty() || checkpoint_due)
             {
                 batch.position = Some((self.source_name.clone(), p.to_string()));
             }
@@ -270,7 +304,8 @@ impl EngineTask {
                     return;
                 }
             }
-            if let Some(p) = position {
+            // Readers of `applied` may rely on the live states showing it.
+            if !unpublished && let Some(p) = position {
                 self.applied.send_replace(Reading {
                     position: p,
                     caught_up: round.caught_up,
@@ -285,7 +320,7 @@ impl EngineTask {
                 self.ready.send_modify(|r| r.recovered = true);
                 tracing::info!(position = ?position.map(|p| p.to_string()), "caught up with the source");
             }
-            if last_checkpoint.elapsed() >= self.checkpoint_every {
+            if checkpoint_due {
                 last_checkpoint = Instant::now();
                 self.checkpoint();
             }
@@ -295,10 +330,17 @@ impl EngineTask {
                 if self.shutdown.is_cancelled() && reader.position() >= *committed.borrow() {
                     break;
                 }
-                // Sleep until the log grows or shutdown begins. tokio's sync
-                // primitives need no runtime, so this cannot fail while the
-                // runtime itself is shutting down.
+                // Sleep until the log grows or shutdown begins (or live
+                // states are due). tokio's sync primitives need no runtime,
+                // so this cannot fail while the runtime itself is shutting
+                // down.
                 let shutdown = &self.shutdown;
+                if let Some(at) = publish_at {
+                    poll_until(at, || {
+                        committed.has_changed().unwrap_or(true) || shutdown.is_cancelled()
+                    });
+                    continue;
+                }
                 futures_executor::block_on(async {
                     tokio::select! {
                         _ = committed.changed() => {}
@@ -308,6 +350,16 @@ impl EngineTask {
             }
         }
         self.publish(&mut counted);
+        let position = self.position();
+        if position != last_sent
+            && let Some(p) = position
+        {
+            let batch = Batch {
+                position: Some((self.source_name.clone(), p.to_string())),
+                ..Batch::default()
+            };
+            let _ = self.store.blocking_send(StoreMsg::Write(batch));
+        }
         self.checkpoint();
         tracing::info!(position = ?self.position().map(|p| p.to_string()), "engine stopped after a final flush");
     }
@@ -369,7 +421,7 @@ impl EngineTask {
             let state = match snapshot {
                 Some(s) => {
                     let state = LiveState::from(s);
-                    hub.publish(id, state.clone());
+                    hub.publish(id, state);
                     state
                 }
                 None => {
@@ -435,7 +487,6 @@ fn log_round(
         read,
         position: Some(SourcePos::Log(position)),
         caught_up: position >= committed,
-        more: position < committed,
         finished: false,
     })
 }
@@ -448,10 +499,29 @@ fn stream_round(
     engine: &mut Engine,
     metrics: &Metrics,
     shutdown: &CancellationToken,
+    publish_at: Option<Instant>,
 ) -> Round {
-    let first = match s.rx.try_recv() {
-        Ok(b) => b,
-        Err(_) => {
+    let idle = |s: &StreamSource| Round {
+        read: 0,
+        position: s.last_seq.map(SourcePos::Stream),
+        caught_up: s.caught_up,
+        finished: false,
+    };
+    let mut arrived = s.rx.try_recv().ok();
+    if arrived.is_none()
+        && let Some(at) = publish_at
+    {
+        poll_until(at, || {
+            arrived = s.rx.try_recv().ok();
+            arrived.is_some() || shutdown.is_cancelled()
+        });
+        if arrived.is_none() {
+            return idle(s);
+        }
+    }
+    let first = match arrived {
+        Some(b) => b,
+        None => {
             let waited = futures_executor::block_on(async {
                 tokio::select! {
                     b = s.rx.recv() => b,
@@ -462,11 +532,8 @@ fn stream_round(
                 Some(b) => b,
                 None => {
                     return Round {
-                        read: 0,
-                        position: s.last_seq.map(SourcePos::Stream),
-                        caught_up: s.caught_up,
-                        more: false,
                         finished: true,
+                        ..idle(s)
                     };
                 }
             }
@@ -518,7 +585,6 @@ fn stream_round(
         read,
         position: s.last_seq.map(SourcePos::Stream),
         caught_up: s.caught_up,
-        more: !s.rx.is_empty(),
         finished: false,
     }
 }

@@ -203,7 +203,7 @@ pub async fn access(
                 .map(|(start, _, u)| (start, u))
                 .collect();
             // The period still open has no rollup yet: the engine's count so far.
-            for open in s.hub.state(&webinar_id).open_periods {
+            for open in s.hub.state(&webinar_id).open_periods.into_iter().flatten() {
                 if open.period.as_str() == interval {
                     uniques.entry(open.start).or_insert(open.unique_viewers);
                 }

@@ -105,7 +105,7 @@ impl Feed {
         S: Sink<Message> + Unpin,
         R: Stream<Item = Result<Message, axum::Error>> + Unpin,
     {
-        let st = sub.state.borrow_and_update().clone();
+        let st = *sub.state.borrow_and_update();
         let snapshot = json!({
             "type": "snapshot",
             "webinar_id": self.webinar_id,
@@ -139,7 +139,7 @@ impl Feed {
                 }
                 _ = sleep_until(next_push), if pending => {
                     pending = false;
-                    let st = sub.state.borrow_and_update().clone();
+                    let st = *sub.state.borrow_and_update();
                     if st.live != last_live {
                         last_live = st.live;
                         if !send(&mut sink, live_json(&self.webinar_id, &st)).await { break; }
@@ -200,7 +200,7 @@ mod tests {
                 live: 1,
                 ts: 10,
                 open_bucket: None,
-                open_periods: Vec::new(),
+                open_periods: None,
             },
         );
         let sub = hub.subscribe("w");
@@ -227,7 +227,7 @@ mod tests {
                 live: 2,
                 ts: 20,
                 open_bucket: None,
-                open_periods: Vec::new(),
+                open_periods: None,
             },
         );
         let first = text(out_rx.next().await.unwrap());
@@ -244,7 +244,7 @@ mod tests {
                     live,
                     ts: 30,
                     open_bucket: None,
-                    open_periods: Vec::new(),
+                    open_periods: None,
                 },
             );
             tokio::time::advance(Duration::from_millis(10)).await;
