@@ -145,6 +145,12 @@ fn measure(title: &str, feed: impl FnOnce(&mut Engine)) -> f64 {
         engine.viewer_bytes(),
         engine.viewer_bytes() as f64 / live as f64
     );
+    println!(
+        "  webinar records        {} B ({:.1} per live viewer, {} B each)",
+        engine.webinar_bytes(),
+        engine.webinar_bytes() as f64 / live as f64,
+        std::mem::size_of::<Webinar>()
+    );
     println!("  webinars held          {}", engine.webinar_count());
     println!("  engine bytes           {bytes} ({})", human(bytes));
     println!(
@@ -200,14 +206,14 @@ fn estimate(webinars: u32, viewers: u32) {
         .map(|&n| hash_buckets(n as usize) * 5 + 16)
         .sum();
     let w = std::mem::size_of::<Webinar>();
-    let webinar_vec = (webinars as usize).next_power_of_two() * w;
+    // Webinar records are held in chunks of 64.
+    let slots = (webinars as usize).div_ceil(64) * 64;
     let n = f64::from(viewers);
     println!(
         "  estimate: records {v} B/viewer; hash indexes {:.1} B/viewer; \
-         Vec<Webinar> ({w} B x {} slots) {:.1} B/viewer",
+         webinar records ({w} B x {slots} slots) {:.1} B/viewer",
         index as f64 / n,
-        (webinars as usize).next_power_of_two(),
-        webinar_vec as f64 / n,
+        (slots * w) as f64 / n,
     );
 }
 

@@ -8,6 +8,7 @@
 //! Final buckets accumulate in an output queue the caller drains.
 
 pub mod bucket;
+mod chunked;
 pub mod presence;
 
 use std::sync::Arc;
@@ -185,7 +186,7 @@ pub struct Engine {
     tick_clock: i64,
     /// Slots of `webinars`, by [`webinar_hash`].
     webinar_index: hashbrown::HashTable<u32>,
-    webinars: Vec<Webinar>,
+    webinars: chunked::Chunked<Webinar>,
     slab: Slab,
     /// Campaigns (and `""` for page views without one) whose clock is ahead
     /// of `tick_clock`.
@@ -227,7 +228,7 @@ impl Engine {
             config,
             tick_clock: i64::MIN,
             webinar_index: hashbrown::HashTable::new(),
-            webinars: Vec::new(),
+            webinars: chunked::Chunked::default(),
             slab: Slab::default(),
             campaign_clocks: HashMap::new(),
             counters: Counters::default(),
@@ -351,6 +352,11 @@ impl Engine {
     /// Bytes held by viewer records (the dominant part of the engine's memory).
     pub fn viewer_bytes(&self) -> usize {
         self.slab.capacity_bytes()
+    }
+
+    /// Bytes held by webinar records, empty slots included.
+    pub fn webinar_bytes(&self) -> usize {
+        self.webinars.capacity_bytes()
     }
 
     pub fn config(&self) -> &EngineConfig {
