@@ -206,8 +206,11 @@ fn estimate(webinars: u32, viewers: u32) {
         .map(|&n| hash_buckets(n as usize) * 5 + 16)
         .sum();
     let w = std::mem::size_of::<Webinar>();
-    // Webinar records are held in chunks of 64.
-    let slots = (webinars as usize).div_ceil(64) * 64;
+    // The webinar Vec grows by an eighth (at least 64 slots) when full.
+    let mut slots = 0usize;
+    while slots < webinars as usize {
+        slots += (slots / 8).max(64);
+    }
     let n = f64::from(viewers);
     println!(
         "  estimate: records {v} B/viewer; hash indexes {:.1} B/viewer; \

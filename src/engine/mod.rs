@@ -8,7 +8,6 @@
 //! Final buckets accumulate in an output queue the caller drains.
 
 pub mod bucket;
-mod chunked;
 pub mod presence;
 
 use std::sync::Arc;
@@ -186,7 +185,7 @@ pub struct Engine {
     tick_clock: i64,
     /// Slots of `webinars`, by [`webinar_hash`].
     webinar_index: hashbrown::HashTable<u32>,
-    webinars: chunked::Chunked<Webinar>,
+    webinars: Vec<Webinar>,
     slab: Slab,
     /// Campaigns (and `""` for page views without one) whose clock is ahead
     /// of `tick_clock`.
@@ -228,7 +227,7 @@ impl Engine {
             config,
             tick_clock: i64::MIN,
             webinar_index: hashbrown::HashTable::new(),
-            webinars: chunked::Chunked::default(),
+            webinars: Vec::new(),
             slab: Slab::default(),
             campaign_clocks: HashMap::new(),
             counters: Counters::default(),
@@ -300,6 +299,12 @@ impl Engine {
     /// Adds a webinar in a new slot; returns the slot.
     fn index_webinar(&mut self, webinar: Webinar) -> usize {
         let w = self.webinars.len();
+        if w == self.webinars.capacity() {
+            // Grow by an eighth: doubling would hold up to as many empty
+            // slots as webinars (2 MB at 10 000). Webinars are added rarely,
+            // so the extra copies cost nothing that shows.
+            self.webinars.reserve_exact((w / 8).max(64));
+        }
         let webinars = &self.webinars;
         self.webinar_index
             .insert_unique(webinar.hash, w as u32, |&x| webinars[x as usize].hash);
@@ -356,7 +361,7 @@ impl Engine {
 
     /// Bytes held by webinar records, empty slots included.
     pub fn webinar_bytes(&self) -> usize {
-        self.webinars.capacity_bytes()
+        self.webinars.capacity() * std::mem::size_of::<Webinar>()
     }
 
     pub fn config(&self) -> &EngineConfig {
