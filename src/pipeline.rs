@@ -208,8 +208,11 @@ struct Round {
     finished: bool,
 }
 
-/// How often live states are published while input keeps coming.
+/// How often live states are published while many webinars change.
 const PUBLISH_EVERY: Duration = Duration::from_millis(20);
+
+/// Changed webinars published at once, without waiting for PUBLISH_EVERY.
+const PUBLISH_AT_ONCE: usize = 64;
 
 /// How often a wait that ends at a deadline looks for input.
 const POLL: Duration = Duration::from_millis(1);
@@ -275,12 +278,15 @@ impl EngineTask {
             if round.finished {
                 break;
             }
-            // Live states go out at most every PUBLISH_EVERY, at once when
-            // the last went out longer ago, else when that much has passed
-            // (input or not): each publish touches every changed webinar,
-            // and readers see at most one state per push interval anyway.
+            // Live states of a few webinars go out at once. When many
+            // changed, each publish touching every one of them, they go out
+            // at most every PUBLISH_EVERY (input or not): readers see at
+            // most one state per push interval anyway.
             unpublished |= round.read > 0;
-            if unpublished && last_publish.elapsed() >= PUBLISH_EVERY {
+            if unpublished
+                && (self.engine.changed_count() <= PUBLISH_AT_ONCE
+                    || last_publish.elapsed() >= PUBLISH_EVERY)
+            {
                 last_publish = Instant::now();
                 unpublished = false;
                 self.publish(&mut counted);

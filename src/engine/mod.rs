@@ -359,6 +359,11 @@ impl Engine {
         self.slab.capacity_bytes()
     }
 
+    /// How many webinars changed since [`Engine::take_changed`] last ran.
+    pub fn changed_count(&self) -> usize {
+        self.changed.len()
+    }
+
     /// Bytes held by webinar records, empty slots included.
     pub fn webinar_bytes(&self) -> usize {
         self.webinars.capacity() * std::mem::size_of::<Webinar>()
