@@ -44,13 +44,17 @@ struct Channel {
 impl Channel {
     /// Replaces the state, waking watchers only if it changed and someone
     /// watches (waking nobody still costs a round of locks). A watcher that
-    /// subscribes later reads the value as it is then.
-    fn set(&self, state: LiveState) {
+    /// subscribes later reads the value as it is then. Returns whether the
+    /// live count changed.
+    fn set(&self, state: LiveState) -> bool {
+        let mut count_changed = false;
         self.state.send_if_modified(|old| {
             let changed = *old != state;
+            count_changed = old.live != state.live;
             *old = state;
             changed && self.state.receiver_count() > 0
         });
+        count_changed
     }
 
     fn new() -> Channel {
@@ -77,17 +81,17 @@ impl LiveHub {
         Arc::new(LiveHub::default())
     }
 
-    /// Records a webinar's state (from the engine).
-    pub fn publish(&self, webinar_id: &Arc<str>, state: LiveState) {
+    /// Records a webinar's state (from the engine); returns whether its
+    /// live count changed (a webinar not held before counted 0).
+    pub fn publish(&self, webinar_id: &Arc<str>, state: LiveState) -> bool {
         if let Some(ch) = self.webinars.get(webinar_id) {
-            ch.set(state);
-            return;
+            return ch.set(state);
         }
         // Through the entry: a subscriber that came meanwhile keeps its channel.
         self.webinars
             .entry(webinar_id.clone())
             .or_insert_with(Channel::new)
-            .set(state);
+            .set(state)
     }
 
     /// The engine no longer holds state for this webinar (nobody live, no

@@ -615,7 +615,8 @@ pub async fn acker(client: Client, mut persisted: watch::Receiver<crate::pipelin
 }
 
 /// Live counts for `<prefix>.live.<webinar_id>`: the latest state per
-/// webinar, published at most every `live.push_interval_ms`. Never blocks
+/// webinar whose live count changed, published at most every
+/// `live.push_interval_ms`. Never blocks
 /// the engine.
 #[derive(Default)]
 pub struct LiveFeed {

@@ -424,24 +424,25 @@ impl EngineTask {
         let (hub, cache, live_out) = (&self.hub, &self.cache, &self.live_out);
         let tick = self.engine.tick_clock().unwrap_or(0);
         self.engine.take_changed(|id, snapshot| {
-            let state = match snapshot {
+            let (state, count_changed) = match snapshot {
                 Some(s) => {
                     let state = LiveState::from(s);
-                    hub.publish(id, state);
-                    state
+                    (state, hub.publish(id, state))
                 }
                 None => {
                     hub.forget(id, tick);
-                    LiveState {
+                    let state = LiveState {
                         ts: tick,
                         ..LiveState::default()
-                    }
+                    };
+                    (state, true)
                 }
             };
             if let Some(cache) = cache {
                 cache.live(id, &state);
             }
-            if let Some(out) = live_out {
+            // NATS carries the live count when it changes (DESIGN §3).
+            if count_changed && let Some(out) = live_out {
                 out.live(id, &state);
             }
         });
