@@ -184,6 +184,24 @@ mod tests {
     }
 
     #[test]
+    fn unwatched_states_are_kept_and_count_changes_reported() {
+        let hub = LiveHub::new();
+        let w: Arc<str> = "w".into();
+        assert!(hub.publish(&w, state(1, 10)), "0 -> 1");
+        assert!(!hub.publish(&w, state(1, 20)), "only the clock moved");
+        assert_eq!(hub.state("w"), state(1, 20), "kept with nobody watching");
+        let mut sub = hub.subscribe("w");
+        assert_eq!(sub.state.borrow_and_update().ts, 20);
+        assert!(!hub.publish(&w, state(1, 30)));
+        assert!(
+            sub.state.has_changed().unwrap(),
+            "a watcher is woken by any change"
+        );
+        assert!(hub.publish(&w, state(0, 40)), "1 -> 0");
+        assert_eq!(sub.state.borrow_and_update().live, 0);
+    }
+
+    #[test]
     fn forgotten_webinars_stay_while_watched() {
         let hub = LiveHub::new();
         let w: Arc<str> = "w".into();
