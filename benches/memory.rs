@@ -340,7 +340,7 @@ fn service_rss(webinars: u32, viewers: u32) -> (u64, u64) {
         .local_addr()
         .unwrap()
         .port();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_eventflow"))
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_eventflow"))
         .env("EVENTFLOW__DATA__DIR", dir.path())
         .env("EVENTFLOW__HTTP__ADDR", format!("127.0.0.1:{port}"))
         .env("EVENTFLOW__HTTP__RATE_LIMIT_PER_SEC", "0")
@@ -351,6 +351,15 @@ fn service_rss(webinars: u32, viewers: u32) -> (u64, u64) {
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("the eventflow binary starts");
+    // Killed however this function ends, a failed assertion included.
+    struct Service(std::process::Child);
+    impl Drop for Service {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let child = Service(child);
     let token = eventflow::auth::Signer::new(b"bench").mint(
         eventflow::auth::Scope::Admin,
         jiff::Timestamp::now().as_millisecond() + 3_600_000,
@@ -403,7 +412,7 @@ fn service_rss(webinars: u32, viewers: u32) -> (u64, u64) {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
     });
-    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.0.id())).unwrap();
     let kb = |key: &str| -> u64 {
         status
             .lines()
@@ -412,8 +421,5 @@ fn service_rss(webinars: u32, viewers: u32) -> (u64, u64) {
             .unwrap_or(0)
             * 1024
     };
-    let (peak, now) = (kb("VmHWM:"), kb("VmRSS:"));
-    let _ = child.kill();
-    let _ = child.wait();
-    (peak, now)
+    (kb("VmHWM:"), kb("VmRSS:"))
 }

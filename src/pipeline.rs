@@ -293,22 +293,9 @@ impl EngineTask {
             }
             let position = round.position;
             let checkpoint_due = last_checkpoint.elapsed() >= self.checkpoint_every;
-            let mut batch = self.take_batch();
-            // The position goes with rows, and before each checkpoint (a
-            // restart needs the store to cover it); alone every round it
-            // would cost a commit per round.
-            if position != last_sent
-                && let Some(p) = position
-                && (!batch.is_empty() || checkpoint_due)
-            {
-                batch.position = Some((self.source_name.clone(), p.to_string()));
-            }
-            if !batch.is_empty() {
-                last_sent = position;
-                if self.store.blocking_send(StoreMsg::Write(batch)).is_err() {
-                    tracing::error!("the store writer stopped; the engine stops");
-                    return;
-                }
+            if !self.hand_over(position, &mut last_sent, checkpoint_due) {
+                tracing::error!("the store writer stopped; the engine stops");
+                return;
             }
             // Readers of `applied` may rely on the live states showing it.
             if !unpublished && let Some(p) = position {
@@ -356,18 +343,33 @@ impl EngineTask {
             }
         }
         self.publish(&mut counted);
-        let position = self.position();
-        if position != last_sent
-            && let Some(p) = position
-        {
-            let batch = Batch {
-                position: Some((self.source_name.clone(), p.to_string())),
-                ..Batch::default()
-            };
-            let _ = self.store.blocking_send(StoreMsg::Write(batch));
-        }
+        self.hand_over(self.position(), &mut last_sent, true);
         self.checkpoint();
         tracing::info!(position = ?self.position().map(|p| p.to_string()), "engine stopped after a final flush");
+    }
+
+    /// Hands the rows made since the last round to the store writer. The
+    /// position goes with rows, and before a checkpoint (`checkpoint`: a
+    /// restart needs the store to cover it); alone every round it would
+    /// cost a commit per round. False once the store writer has stopped.
+    fn hand_over(
+        &mut self,
+        position: Option<SourcePos>,
+        last_sent: &mut Option<SourcePos>,
+        checkpoint: bool,
+    ) -> bool {
+        let mut batch = self.take_batch();
+        if position != *last_sent
+            && let Some(p) = position
+            && (!batch.is_empty() || checkpoint)
+        {
+            batch.position = Some((self.source_name.clone(), p.to_string()));
+        }
+        if batch.is_empty() {
+            return true;
+        }
+        *last_sent = position;
+        self.store.blocking_send(StoreMsg::Write(batch)).is_ok()
     }
 
     fn position(&self) -> Option<SourcePos> {
