@@ -236,6 +236,7 @@ impl Application {
             }
         };
 
+        let campaigns = engine.campaigns();
         let engine_thread = EngineTask {
             engine,
             source,
@@ -314,6 +315,7 @@ impl Application {
             progress: Progress {
                 applied: applied.clone(),
             },
+            campaigns,
         });
         background.push(tokio::spawn(ticker(
             state.clone(),
@@ -468,9 +470,12 @@ async fn ticker(
         if behind {
             continue;
         }
-        let tick = Event::Tick(Tick {
-            ts: (s.clock)() - s.settings.window.idle_lag_ms,
-        });
+        // An idle lag longer than the time since 1970 leaves nothing to tick.
+        let ts = (s.clock)().saturating_sub(s.settings.window.idle_lag_ms);
+        if ts < 0 {
+            continue;
+        }
+        let tick = Event::Tick(Tick { ts });
         let line = tick.to_json();
         let written = match (&s.sink, &nats) {
             (Sink::Log(log), _) => {

@@ -289,6 +289,7 @@ impl Settings {
             late_ms: self.window.late_ms,
             max_future_ms: self.window.max_future_ms,
             timezone: self.time_zone(),
+            attribution_window_days: self.attribution.window_days,
         }
     }
 

@@ -108,7 +108,10 @@ pub struct Checkpoint {
     pub engine: Engine,
 }
 
-const MAGIC: &[u8; 8] = b"EFCKPT01";
+const MAGIC: &[u8; 8] = b"EFCKPT02";
+/// Checkpoints of versions without campaign state: not resumed, the engine
+/// rebuilds from the start of its source (the rows come out the same).
+const OLD_MAGIC: &[u8; 8] = b"EFCKPT01";
 
 /// Loads `path` if it exists. A checkpoint made under different engine
 /// settings is refused: its buckets would not line up with the new ones.
@@ -118,6 +121,10 @@ pub fn load_checkpoint(path: &Path, config: &EngineConfig) -> anyhow::Result<Opt
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(anyhow::anyhow!("{}: {e}", path.display())),
     };
+    if bytes.starts_with(OLD_MAGIC) {
+        tracing::warn!(path = %path.display(), "the checkpoint predates campaign state; rebuilding from the start of the source");
+        return Ok(None);
+    }
     let rest = bytes
         .strip_prefix(MAGIC.as_slice())
         .ok_or_else(|| anyhow::anyhow!("{}: not an EventFlow checkpoint", path.display()))?;

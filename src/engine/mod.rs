@@ -8,9 +8,10 @@
 //! Final buckets accumulate in an output queue the caller drains.
 
 pub mod bucket;
+pub mod campaign;
 pub mod presence;
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use hashbrown::HashMap;
 use jiff::tz::TimeZone;
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::{Event, EventType, PresenceAction};
 pub use bucket::{ActivityBucket, Output, Period, PresenceBucket, PresenceStats, RollupBucket};
+use campaign::{CampaignConfig, CampaignView, Campaigns};
 pub use presence::{LiveSnapshot, OpenPeriod};
 use presence::{Params, Slab, ViewerKey, Webinar, WebinarState, webinar_hash};
 
@@ -29,8 +31,11 @@ pub struct EngineConfig {
     pub ttl_ms: i64,
     pub late_ms: i64,
     pub max_future_ms: i64,
-    /// Calendar of the daily distinct-viewer rollups.
+    /// Calendar of the daily distinct-viewer rollups and campaign days.
     pub timezone: TimeZone,
+    /// How far back a conversion looks for its session's touches
+    /// (`attribution.window_days`).
+    pub attribution_window_days: u32,
 }
 
 impl Default for EngineConfig {
@@ -41,6 +46,7 @@ impl Default for EngineConfig {
             late_ms: 1_000,
             max_future_ms: 5_000,
             timezone: TimeZone::UTC,
+            attribution_window_days: 30,
         }
     }
 }
@@ -92,15 +98,23 @@ impl EngineConfig {
         }
     }
 
+    fn campaign_config(&self) -> CampaignConfig {
+        CampaignConfig {
+            timezone: self.timezone.clone(),
+            window_days: self.attribution_window_days,
+        }
+    }
+
     /// What a checkpoint must have been made under to be resumed.
     fn fingerprint(&self) -> String {
         format!(
-            "bucket_ms={} ttl_ms={} late_ms={} max_future_ms={} timezone={}",
+            "bucket_ms={} ttl_ms={} late_ms={} max_future_ms={} timezone={} window_days={}",
             self.bucket_ms,
             self.ttl_ms,
             self.late_ms,
             self.max_future_ms,
-            self.timezone.iana_name().unwrap_or("fixed")
+            self.timezone.iana_name().unwrap_or("fixed"),
+            self.attribution_window_days
         )
     }
 }
@@ -163,7 +177,8 @@ pub struct Counters {
     pub applied: [u64; EventType::ALL.len()],
     pub late: u64,
     pub clamped: u64,
-    /// Records skipped because their `id` repeated one within the window.
+    /// Records skipped because their `id` was applied before (within the
+    /// window for presence and activity, ever for campaign events).
     pub duplicates: u64,
 }
 
@@ -190,6 +205,11 @@ pub struct Engine {
     /// Campaigns (and `""` for page views without one) whose clock is ahead
     /// of `tick_clock`.
     campaign_clocks: HashMap<Box<str>, i64>,
+    /// Visits, conversions, page views and attribution, shared with readers.
+    campaigns: Arc<RwLock<Campaigns>>,
+    /// Fingerprints of every applied campaign event `id` (rule 1: a repeat
+    /// is skipped however late it comes).
+    campaign_ids: hashbrown::HashSet<u128>,
     counters: Counters,
     recent_ids: RecentIds,
     out: Vec<Output>,
@@ -216,12 +236,15 @@ struct EngineState {
     counters: Counters,
     recent_ids: Vec<(i64, u128)>,
     ids_high_water: i64,
+    campaign_ids: Vec<u128>,
+    campaigns: Vec<u8>,
 }
 
 impl Engine {
     /// An engine with a validated configuration.
     pub fn new(config: EngineConfig) -> Result<Self, ConfigError> {
         config.validate()?;
+        let campaigns = Campaigns::new(&config.campaign_config());
         Ok(Engine {
             params: config.params(),
             config,
@@ -230,6 +253,8 @@ impl Engine {
             webinars: Vec::new(),
             slab: Slab::default(),
             campaign_clocks: HashMap::new(),
+            campaigns: Arc::new(RwLock::new(campaigns)),
+            campaign_ids: hashbrown::HashSet::new(),
             counters: Counters::default(),
             recent_ids: RecentIds::default(),
             out: Vec::new(),
@@ -251,6 +276,9 @@ impl Engine {
             counters: self.counters.clone(),
             recent_ids: self.recent_ids.order.iter().copied().collect(),
             ids_high_water: self.recent_ids.high_water,
+            campaign_ids: self.campaign_ids.iter().copied().collect(),
+            campaigns: postcard::to_stdvec(&*self.campaigns_read())
+                .expect("campaign state serializes"),
         };
         postcard::to_stdvec(&state).expect("engine state serializes")
     }
@@ -274,6 +302,10 @@ impl Engine {
             order: state.recent_ids.into(),
             high_water: state.ids_high_water,
         };
+        engine.campaign_ids = state.campaign_ids.into_iter().collect();
+        let campaigns: Campaigns = postcard::from_bytes(&state.campaigns)
+            .map_err(|e| RestoreError::Unreadable(e.to_string()))?;
+        *engine.campaigns_mut() = campaigns.from_saved(&engine.config.campaign_config());
         engine.campaign_clocks = state
             .campaign_clocks
             .into_iter()
@@ -285,6 +317,19 @@ impl Engine {
             engine.index_webinar(webinar);
         }
         Ok(engine)
+    }
+
+    /// A read handle on the campaign state (DESIGN §4, §6).
+    pub fn campaigns(&self) -> CampaignView {
+        CampaignView(self.campaigns.clone())
+    }
+
+    fn campaigns_mut(&self) -> std::sync::RwLockWriteGuard<'_, Campaigns> {
+        self.campaigns.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn campaigns_read(&self) -> std::sync::RwLockReadGuard<'_, Campaigns> {
+        self.campaigns.read().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The slot of webinar `id`.
@@ -390,9 +435,14 @@ impl Engine {
             ts = arrival;
             clamped = true;
         }
-        if let Some(id) = event.id()
-            && self.recent_ids.repeats(id, ts)
-        {
+        let repeated = match (event.id(), event) {
+            (None, _) => false,
+            (Some(id), Event::Visit(_) | Event::Conversion(_) | Event::Pageview(_)) => !self
+                .campaign_ids
+                .insert(xxhash_rust::xxh3::xxh3_128(id.as_bytes())),
+            (Some(id), _) => self.recent_ids.repeats(id, ts),
+        };
+        if repeated {
             self.counters.duplicates += 1;
             return Ok(Applied {
                 ts,
@@ -418,9 +468,23 @@ impl Engine {
                 self.webinars[w].activity(e.kind);
                 applied
             }
-            Event::Visit(e) => self.campaign_at(&e.campaign_id, ts),
-            Event::Conversion(e) => self.campaign_at(&e.campaign_id, ts),
-            Event::Pageview(e) => self.campaign_at(e.campaign_id.as_deref().unwrap_or(""), ts),
+            Event::Visit(e) => {
+                let applied = self.campaign_at(&e.campaign_id, ts);
+                let horizon = self.attribution_horizon();
+                self.campaigns_mut().visit(e, applied.ts, horizon);
+                applied
+            }
+            Event::Conversion(e) => {
+                let applied = self.campaign_at(&e.campaign_id, ts);
+                self.campaigns_mut().conversion(e, applied.ts);
+                applied
+            }
+            Event::Pageview(e) => {
+                let applied = self.campaign_at(e.campaign_id.as_deref().unwrap_or(""), ts);
+                let horizon = self.attribution_horizon();
+                self.campaigns_mut().pageview(e, applied.ts, horizon);
+                applied
+            }
             Event::Tick(t) => {
                 self.tick(t.ts);
                 Applied {
@@ -434,6 +498,13 @@ impl Engine {
         self.counters.late += u64::from(applied.late);
         self.counters.clamped += u64::from(applied.clamped);
         Ok(applied)
+    }
+
+    /// The earliest effective time a conversion applied from now on can
+    /// look back to: every clock is at least the tick clock.
+    fn attribution_horizon(&self) -> i64 {
+        self.tick_clock
+            .saturating_sub(i64::from(self.config.attribution_window_days) * 86_400_000)
     }
 
     fn effective(&self, clock: i64, ts: i64) -> Applied {

@@ -266,6 +266,33 @@ pub struct Pageview<'a> {
     pub ts: Option<i64>,
 }
 
+impl Pageview<'_> {
+    /// The UTM parameters of the page's URL (`utm_source`, `utm_medium`,
+    /// `utm_campaign`, `utm_term`, `utm_content` of `query`), URL-decoded and
+    /// trimmed; empty ones are absent, the first of a repeated one counts.
+    pub fn utm(&self) -> Utm<'static> {
+        let mut utm = Utm::default();
+        let Some(query) = &self.query else {
+            return utm;
+        };
+        for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+            let slot = match &*key {
+                "utm_source" => &mut utm.source,
+                "utm_medium" => &mut utm.medium,
+                "utm_campaign" => &mut utm.campaign,
+                "utm_term" => &mut utm.term,
+                "utm_content" => &mut utm.content,
+                _ => continue,
+            };
+            let value = value.trim();
+            if slot.is_none() && !value.is_empty() {
+                *slot = Some(Cow::Owned(value.to_owned()));
+            }
+        }
+        utm
+    }
+}
+
 /// The service's own clock advance (DESIGN §2). Never accepted from outside
 /// the service; `ts` is required.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -443,8 +470,60 @@ struct Raw<'a> {
     #[serde(borrow)]
     method: Option<S<'a>>,
     #[serde(borrow)]
-    query: Option<S<'a>>,
+    query: Option<Query<'a>>,
     status: Option<u16>,
+}
+
+/// A page view's `query`: the raw query string, or an object of strings (as
+/// the web app's middleware logs it), which becomes the query string of its
+/// entries in order (`utm_source=a&utm_medium=b`). `null` entries are left
+/// out; numbers and booleans are taken as their text.
+struct Query<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Query<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Query<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a query string or an object of strings")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Query(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Query(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Query(Cow::Owned(v)))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut out = form_urlencoded::Serializer::new(String::new());
+                while let Some((key, value)) =
+                    map.next_entry::<Cow<'de, str>, serde_json::Value>()?
+                {
+                    use serde_json::Value;
+                    let text = match value {
+                        Value::Null => continue,
+                        Value::String(s) => s,
+                        Value::Number(n) => n.to_string(),
+                        Value::Bool(b) => b.to_string(),
+                        _ => {
+                            return Err(serde::de::Error::custom(format!(
+                                "query.{key}: must be a string"
+                            )));
+                        }
+                    };
+                    out.append_pair(&key, &text);
+                }
+                Ok(Query(Cow::Owned(out.finish())))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -463,7 +542,7 @@ struct RawUtm<'a> {
 
 /// Field names and the JSON type each must have, for precise errors when
 /// serde refuses a record.
-const STRING_FIELDS: [&str; 18] = [
+const STRING_FIELDS: [&str; 17] = [
     "type",
     "id",
     "webinar_id",
@@ -481,7 +560,6 @@ const STRING_FIELDS: [&str; 18] = [
     "user_agent",
     "ip",
     "method",
-    "query",
 ];
 const UTM_FIELDS: [&str; 5] = ["source", "medium", "campaign", "term", "content"];
 
@@ -557,6 +635,23 @@ fn diagnose_value(value: &serde_json::Value) -> Option<DecodeError> {
         && !(v.as_u64().is_some_and(|s| s <= u64::from(u16::MAX)) || v.is_null())
     {
         return Some(DecodeError::new("status", "must be an HTTP status code"));
+    }
+    match map.get("query") {
+        None | Some(Value::Null | Value::String(_)) => {}
+        Some(Value::Object(q)) => {
+            if let Some((k, _)) = q
+                .iter()
+                .find(|(_, v)| matches!(v, Value::Array(_) | Value::Object(_)))
+            {
+                return Some(DecodeError::new(format!("query.{k}"), "must be a string"));
+            }
+        }
+        Some(_) => {
+            return Some(DecodeError::new(
+                "query",
+                "must be a query string or an object of strings",
+            ));
+        }
     }
     match map.get("utm") {
         None | Some(Value::Null) => None,
@@ -675,7 +770,7 @@ fn validate(raw: Raw<'_>) -> Result<Event<'_>, DecodeError> {
                 .filter(|p| !p.is_empty())
                 .ok_or(DecodeError::missing("path"))?,
             method: c(raw.method),
-            query: c(raw.query),
+            query: raw.query.map(|q| q.0),
             referrer: c(raw.referrer),
             user_agent: c(raw.user_agent),
             ip: masked_ip(c(raw.ip))?,

@@ -166,7 +166,6 @@ pub(super) fn scan(b: &[u8]) -> Option<Raw<'_>> {
                 "user_agent" => Some((14, &mut raw.user_agent)),
                 "ip" => Some((15, &mut raw.ip)),
                 "method" => Some((16, &mut raw.method)),
-                "query" => Some((17, &mut raw.query)),
                 _ => None,
             };
             match (slot, key) {
@@ -193,6 +192,13 @@ pub(super) fn scan(b: &[u8]) -> Option<Raw<'_>> {
                         None => None,
                         Some(n) => Some(u16::try_from(n).ok()?),
                     };
+                }
+                (None, "query") => {
+                    if seen & (1 << 17) != 0 {
+                        return None;
+                    }
+                    seen |= 1 << 17;
+                    raw.query = c.opt_str()?.map(|s| super::Query(s.0));
                 }
                 // Nested UTM parameters take the serde path.
                 (None, "utm") => return None,

@@ -3,6 +3,7 @@
 //! log, the store and the live hub. Every error leaves through [`ApiError`],
 //! which picks the status and the JSON body in one place.
 
+pub mod campaigns;
 pub mod ingest;
 pub mod query;
 pub mod ws;
@@ -57,6 +58,8 @@ pub struct Inner {
     pub shutdown: CancellationToken,
     pub limiter: Option<ingest::Limiter>,
     pub progress: Progress,
+    /// The engine's campaign state, for campaign reads.
+    pub campaigns: crate::engine::campaign::CampaignView,
 }
 
 pub type AppState = Arc<Inner>;
@@ -94,6 +97,26 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/webinars/{webinar_id}/stats/engagement",
             get(query::engagement),
+        )
+        .route(
+            "/api/clients/{client_id}/campaigns/summary",
+            get(campaigns::summary),
+        )
+        .route(
+            "/api/clients/{client_id}/campaigns/links/{link_id}/stats",
+            get(campaigns::link),
+        )
+        .route(
+            "/api/clients/{client_id}/campaigns/{campaign_id}/stats",
+            get(campaigns::campaign),
+        )
+        .route(
+            "/api/clients/{client_id}/pageviews",
+            get(campaigns::pageviews),
+        )
+        .route(
+            "/api/clients/{client_id}/statistics/overview",
+            get(campaigns::overview),
         )
         .route("/ws/webinars/{webinar_id}", get(ws::upgrade))
         .route("/healthz", get(healthz))
@@ -194,6 +217,8 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     TooLarge(String),
+    #[error("{0}")]
+    NotFound(String),
     #[error(transparent)]
     Auth(#[from] AuthError),
     #[error("too many requests; slow down")]
@@ -225,6 +250,7 @@ impl IntoResponse for ApiError {
         let status = match &self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Auth(AuthError::Forbidden) => StatusCode::FORBIDDEN,
             ApiError::Auth(_) => StatusCode::UNAUTHORIZED,
             ApiError::RateLimited => StatusCode::TOO_MANY_REQUESTS,

@@ -59,9 +59,19 @@ pub fn open_bucket_json(webinar_id: &str, s: &PresenceStats, clock: i64) -> Valu
     v
 }
 
-fn authorize_webinar(claims: &crate::auth::Claims, webinar_id: &str) -> Result<(), ApiError> {
+/// Admin tokens read every webinar, webinar tokens their own, client tokens
+/// the webinars named on the client's visits and conversions.
+pub fn authorize_webinar(
+    s: &AppState,
+    claims: &crate::auth::Claims,
+    webinar_id: &str,
+) -> Result<(), ApiError> {
     check_identifier("webinar_id", webinar_id)?;
-    if claims.can_read_webinar(webinar_id) {
+    let by_client = match &claims.scope {
+        crate::auth::Scope::Client(c) => s.campaigns.client_names_webinar(c, webinar_id),
+        _ => false,
+    };
+    if by_client || claims.can_read_webinar(webinar_id) {
         Ok(())
     } else {
         Err(AuthError::Forbidden.into())
@@ -91,7 +101,7 @@ pub async fn live(
     Auth(claims): Auth,
     Path(webinar_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    authorize_webinar(&claims, &webinar_id)?;
+    authorize_webinar(&s, &claims, &webinar_id)?;
     let st = s.hub.state(&webinar_id);
     Ok(Json(json!({
         "webinar_id": webinar_id,
@@ -171,7 +181,7 @@ pub async fn access(
     Path(webinar_id): Path<String>,
     Query(q): Query<Range>,
 ) -> Result<Json<Value>, ApiError> {
-    authorize_webinar(&claims, &webinar_id)?;
+    authorize_webinar(&s, &claims, &webinar_id)?;
     let interval = q.interval.as_deref().unwrap_or("5m");
     let (from, to) = range(&s, &q)?;
     let tz = s.settings.time_zone();
@@ -316,7 +326,7 @@ pub async fn engagement(
     Path(webinar_id): Path<String>,
     Query(q): Query<Range>,
 ) -> Result<Json<Value>, ApiError> {
-    authorize_webinar(&claims, &webinar_id)?;
+    authorize_webinar(&s, &claims, &webinar_id)?;
     let (from, to) = range(&s, &q)?;
     let counts = s.store.activity(&webinar_id, from, to).await?;
     let mut by_kind = serde_json::Map::new();

@@ -23,7 +23,6 @@ use tokio::time::{Instant, MissedTickBehavior, interval, sleep_until, timeout};
 use super::query::{bucket_json, open_bucket_json};
 use super::{ApiError, AppState, Auth};
 use crate::auth::AuthError;
-use crate::event::check_identifier;
 use crate::live::{LiveState, Subscription};
 
 /// How often the server pings; a peer silent for two periods is dropped.
@@ -40,10 +39,7 @@ pub async fn upgrade(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    check_identifier("webinar_id", &webinar_id)?;
-    if !claims.can_read_webinar(&webinar_id) {
-        return Err(AuthError::Forbidden.into());
-    }
+    super::query::authorize_webinar(&s, &claims, &webinar_id)?;
     check_origin(&headers, &s.settings.http.allowed_origins)?;
     let sub = s.hub.subscribe(&webinar_id);
     let recent = s.store.recent_presence(&webinar_id, RECENT_BUCKETS).await?;

@@ -1,0 +1,951 @@
+//! Campaign state: visits, conversions, page views and attribution per
+//! client (DESIGN §4, rules 1–11), and the answers read from it.
+//!
+//! Everything is kept per client (tenant): a client's sessions, links and
+//! UTM values are its own, so a `session_id` used by two clients is two
+//! sessions. Per client the state holds
+//!
+//! - a dictionary of its sessions (dense numbers in first-seen order), so
+//!   the distinct sessions of a day are a roaring bitmap and the distinct
+//!   sessions over any range of days are the union of the days' bitmaps —
+//!   exact, never estimated;
+//! - per session, the touches (non-bot visits and page views carrying a
+//!   `utm.source` / `utm_source`) and link visits still inside the
+//!   attribution window, and the time of its latest visit;
+//! - the counted conversions, each with the attribution decided when it was
+//!   applied (rule 6), in applied order;
+//! - per local day (`stats.timezone` date of the effective `ts`): distinct
+//!   visiting sessions per client, per campaign, per link and for links as a
+//!   whole; bot visits and page views per campaign; page views per path;
+//!   the page views of each campaign and how many of them were covered by a
+//!   visit of their session to that campaign on the same day (rule 9).
+//!
+//! The engine applies events here in log order, with their effective time
+//! (its campaign clocks, DESIGN §2, decide that); readers take a
+//! [`CampaignView`] and ask for the JSON answers of DESIGN §6.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, LazyLock, RwLock};
+
+use aho_corasick::AhoCorasick;
+use hashbrown::HashMap;
+use jiff::Timestamp;
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use roaring::RoaringBitmap;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::event::{Conversion, Pageview, Utm, Visit};
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Crawlers whose visits are counted apart (rule 3), matched anywhere in the
+/// `user_agent`, ignoring ASCII case. In-app browsers (KakaoTalk, NAVER) and
+/// ordinary browsers are people.
+pub const CRAWLERS: &[&str] = &[
+    "Googlebot",
+    "bingbot",
+    "YandexBot",
+    "AhrefsBot",
+    "DuckDuckBot",
+    "Baiduspider",
+    "Applebot",
+    "SemrushBot",
+    "Yeti/",
+    "Daumoa",
+    "facebookexternalhit",
+    "Twitterbot",
+    "PetalBot",
+    "Bytespider",
+    "GPTBot",
+    "MJ12bot",
+    "DotBot",
+    "Slurp",
+];
+
+static CRAWLER_MATCHER: LazyLock<AhoCorasick> = LazyLock::new(|| {
+    AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .build(CRAWLERS)
+        .expect("the crawler patterns build")
+});
+
+/// Whether a `user_agent` names a known crawler.
+pub fn is_bot(user_agent: Option<&str>) -> bool {
+    user_agent.is_some_and(|ua| CRAWLER_MATCHER.is_match(ua))
+}
+
+/// An inclusive range of local dates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DateRange {
+    pub from: Date,
+    pub to: Date,
+}
+
+impl DateRange {
+    fn contains(&self, d: Date) -> bool {
+        self.from <= d && d <= self.to
+    }
+}
+
+/// A string table: values stored once per client, referred to by number.
+#[derive(Default, Serialize, Deserialize)]
+struct Names {
+    names: Vec<Box<str>>,
+    #[serde(skip)]
+    index: HashMap<Box<str>, u32>,
+}
+
+impl Names {
+    fn id(&mut self, name: &str) -> u32 {
+        if let Some(&i) = self.index.get(name) {
+            return i;
+        }
+        let i = self.names.len() as u32;
+        self.names.push(name.into());
+        self.index.insert(name.into(), i);
+        i
+    }
+
+    fn get(&self, name: &str) -> Option<u32> {
+        self.index.get(name).copied()
+    }
+
+    fn name(&self, i: u32) -> &str {
+        &self.names[i as usize]
+    }
+
+    fn reindex(&mut self) {
+        self.index = self
+            .names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), i as u32))
+            .collect();
+    }
+}
+
+/// "No value": a missing UTM field, no link, no webinar.
+const NONE: u32 = u32::MAX;
+
+/// Source, medium and campaign of a UTM, as numbers of the client's
+/// [`Names`] (`NONE` when missing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+struct UtmKey {
+    source: u32,
+    medium: u32,
+    campaign: u32,
+}
+
+impl UtmKey {
+    const NONE: UtmKey = UtmKey {
+        source: NONE,
+        medium: NONE,
+        campaign: NONE,
+    };
+}
+
+/// Something a session did that attribution may look back to: its time and
+/// applied order, and what it carries (a UTM, or a link).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct Mark<T> {
+    ts: i64,
+    seq: u64,
+    what: T,
+}
+
+/// Marks kept in (ts, applied order): the earliest one inside a window is
+/// the first at or after its start.
+fn insert_mark<T>(marks: &mut Vec<Mark<T>>, mark: Mark<T>, horizon: i64) {
+    let stale = marks.partition_point(|m| m.ts < horizon);
+    marks.drain(..stale);
+    let at = marks.partition_point(|m| (m.ts, m.seq) <= (mark.ts, mark.seq));
+    marks.insert(at, mark);
+}
+
+fn earliest_since<T: Copy>(marks: &[Mark<T>], since: i64) -> Option<T> {
+    let i = marks.partition_point(|m| m.ts < since);
+    marks.get(i).map(|m| m.what)
+}
+
+/// One session of a client.
+#[derive(Default, Serialize, Deserialize)]
+struct Session {
+    /// Non-bot visits with a UTM source and UTM-carrying page views.
+    touches: Vec<Mark<UtmKey>>,
+    /// Non-bot visits carrying a link.
+    links: Vec<Mark<u32>>,
+    /// Effective time of the latest non-bot visit (`i64::MIN`: none).
+    last_visit: i64,
+}
+
+/// How a conversion's UTM was found (rule 6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+enum Source {
+    Own,
+    Session,
+    Link,
+    None,
+}
+
+/// A counted conversion and what it was attributed to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Counted {
+    day: Date,
+    campaign: u32,
+    utm: UtmKey,
+    how: Source,
+    /// Its link (own, else the session's), or `NONE`.
+    link: u32,
+    /// The webinar it names, or `NONE`.
+    webinar: u32,
+    /// Its session had an earlier non-bot visit of the client in the window.
+    visit_before: bool,
+}
+
+/// Distinct sessions per day.
+type DaySets = BTreeMap<Date, RoaringBitmap>;
+
+fn union_in(sets: &DaySets, range: DateRange) -> RoaringBitmap {
+    let mut out = RoaringBitmap::new();
+    for set in sets.range(range.from..=range.to).map(|(_, s)| s) {
+        out |= set;
+    }
+    out
+}
+
+fn any_in<T>(days: &BTreeMap<Date, T>, range: DateRange) -> bool {
+    days.range(range.from..=range.to).next().is_some()
+}
+
+fn sum_in(days: &BTreeMap<Date, u64>, range: DateRange) -> u64 {
+    days.range(range.from..=range.to).map(|(_, n)| n).sum()
+}
+
+/// Page views of a campaign on one day (rule 9).
+#[derive(Default, Serialize, Deserialize)]
+struct Coverage {
+    pageviews: u64,
+    /// Page views whose session visited the campaign that day.
+    covered: u64,
+}
+
+#[derive(Default, Serialize, Deserialize)]
+struct CampaignDays {
+    visits: DaySets,
+    bot_visits: BTreeMap<Date, u64>,
+    /// Page views naming the client and the campaign.
+    coverage: BTreeMap<Date, Coverage>,
+    /// Page views of the campaign's current day whose session has not
+    /// visited it that day yet: (day, session → page views). A campaign's
+    /// clock never goes back, so an earlier day can no longer be covered.
+    waiting: Option<(Date, HashMap<u32, u64>)>,
+}
+
+#[derive(Default, Serialize, Deserialize)]
+struct Link {
+    visits: DaySets,
+    /// UTM of the first non-bot visit carrying the link and a source.
+    first_utm: Option<UtmKey>,
+}
+
+/// Everything of one client.
+#[derive(Default, Serialize, Deserialize)]
+struct Client {
+    names: Names,
+    /// Session ids and their numbers.
+    session_ids: Names,
+    sessions: Vec<Session>,
+    campaigns: HashMap<u32, CampaignDays>,
+    links: HashMap<u32, Link>,
+    /// Distinct sessions with a non-bot visit, per day.
+    visits: DaySets,
+    /// Distinct sessions with a non-bot visit carrying a link, per day.
+    link_visits: DaySets,
+    /// Campaigns with a non-bot visit or a counted conversion, per day.
+    active_campaigns: BTreeMap<Date, Vec<u32>>,
+    /// Webinars named on non-bot visits or counted conversions, per day.
+    webinars: BTreeMap<Date, Vec<u32>>,
+    /// `entry_id`s of counted conversions.
+    entries: hashbrown::HashSet<Box<str>>,
+    conversions: Vec<Counted>,
+    /// Page views naming the client, per day and path.
+    paths: BTreeMap<Date, HashMap<u32, u64>>,
+}
+
+fn add_once(days: &mut BTreeMap<Date, Vec<u32>>, day: Date, v: u32) {
+    let list = days.entry(day).or_default();
+    if !list.contains(&v) {
+        list.push(v);
+    }
+}
+
+impl Client {
+    fn session(&mut self, id: &str) -> u32 {
+        let sid = self.session_ids.id(id);
+        if sid as usize == self.sessions.len() {
+            self.sessions.push(Session {
+                last_visit: i64::MIN,
+                ..Session::default()
+            });
+        }
+        sid
+    }
+
+    fn utm(&mut self, utm: &Utm<'_>) -> Option<UtmKey> {
+        let source = self.names.id(utm.source.as_deref()?);
+        let names = &mut self.names;
+        let mut id = |v: Option<&str>| v.map_or(NONE, |s| names.id(s));
+        Some(UtmKey {
+            source,
+            medium: id(utm.medium.as_deref()),
+            campaign: id(utm.campaign.as_deref()),
+        })
+    }
+
+    fn campaign(&mut self, id: &str) -> (u32, &mut CampaignDays) {
+        let c = self.names.id(id);
+        (c, self.campaigns.entry(c).or_default())
+    }
+}
+
+/// Settings of the campaign state.
+#[derive(Debug, Clone)]
+pub struct CampaignConfig {
+    pub timezone: TimeZone,
+    pub window_days: u32,
+}
+
+/// Every client's campaign state.
+#[derive(Serialize, Deserialize)]
+pub struct Campaigns {
+    #[serde(skip)]
+    tz: Option<TimeZone>,
+    window_ms: i64,
+    clients: HashMap<Box<str>, Client>,
+    /// Applied order of the records, for ties.
+    seq: u64,
+    /// The local day last looked up: `[start, end)` and its date.
+    #[serde(skip)]
+    day_cache: Option<(i64, i64, Date)>,
+}
+
+impl Campaigns {
+    pub fn new(config: &CampaignConfig) -> Campaigns {
+        Campaigns {
+            tz: Some(config.timezone.clone()),
+            window_ms: i64::from(config.window_days) * DAY_MS,
+            clients: HashMap::new(),
+            seq: 0,
+            day_cache: None,
+        }
+    }
+
+    /// Restores saved state under `config` (its time zone is not saved).
+    pub fn from_saved(mut self, config: &CampaignConfig) -> Campaigns {
+        self.tz = Some(config.timezone.clone());
+        for client in self.clients.values_mut() {
+            client.names.reindex();
+            client.session_ids.reindex();
+        }
+        self
+    }
+
+    fn tz(&self) -> &TimeZone {
+        self.tz.as_ref().expect("the time zone is set")
+    }
+
+    /// The local date of effective time `ts`.
+    fn day(&mut self, ts: i64) -> Date {
+        if let Some((start, end, date)) = self.day_cache
+            && start <= ts
+            && ts < end
+        {
+            return date;
+        }
+        let zoned = Timestamp::from_millisecond(ts)
+            .expect("event times are within jiff's range")
+            .to_zoned(self.tz().clone());
+        let date = zoned.date();
+        let bounds = zoned.start_of_day().ok().and_then(|start| {
+            let end = start.tomorrow().ok()?.start_of_day().ok()?;
+            Some((
+                start.timestamp().as_millisecond(),
+                end.timestamp().as_millisecond(),
+            ))
+        });
+        if let Some((start, end)) = bounds {
+            self.day_cache = Some((start, end, date));
+        }
+        date
+    }
+
+    fn client(&mut self, id: &str) -> &mut Client {
+        self.clients.entry_ref(id).or_default()
+    }
+
+    fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    /// A visit applied at effective time `ts`; `horizon` is the earliest
+    /// time a future conversion's window can reach back to (the tick clock
+    /// minus the window).
+    pub fn visit(&mut self, v: &Visit<'_>, ts: i64, horizon: i64) {
+        let day = self.day(ts);
+        let seq = self.next_seq();
+        let client = self.client(&v.client_id);
+        let (campaign, days) = client.campaign(&v.campaign_id);
+        if is_bot(v.user_agent.as_deref()) {
+            *days.bot_visits.entry(day).or_default() += 1;
+            return;
+        }
+        let sid = client.session(&v.session_id);
+        let (_, days) = client.campaign(&v.campaign_id);
+        if days.visits.entry(day).or_default().insert(sid)
+            && let Some((d, waiting)) = &mut days.waiting
+            && *d == day
+            && let Some(n) = waiting.remove(&sid)
+        {
+            days.coverage.entry(day).or_default().covered += n;
+        }
+        client.visits.entry(day).or_default().insert(sid);
+        add_once(&mut client.active_campaigns, day, campaign);
+        if let Some(w) = &v.webinar_id {
+            let w = client.names.id(w);
+            add_once(&mut client.webinars, day, w);
+        }
+        let utm = client.utm(&v.utm);
+        let link = v.link_id.as_deref().map(|l| client.names.id(l));
+        let session = &mut client.sessions[sid as usize];
+        session.last_visit = session.last_visit.max(ts);
+        if let Some(utm) = utm {
+            insert_mark(&mut session.touches, Mark { ts, seq, what: utm }, horizon);
+        }
+        if let Some(link) = link {
+            insert_mark(
+                &mut session.links,
+                Mark {
+                    ts,
+                    seq,
+                    what: link,
+                },
+                horizon,
+            );
+            client.link_visits.entry(day).or_default().insert(sid);
+            let rec = client.links.entry(link).or_default();
+            rec.visits.entry(day).or_default().insert(sid);
+            if rec.first_utm.is_none() {
+                rec.first_utm = utm;
+            }
+        }
+    }
+
+    /// A page view applied at effective time `ts`.
+    pub fn pageview(&mut self, p: &Pageview<'_>, ts: i64, horizon: i64) {
+        let Some(client_id) = &p.client_id else {
+            return;
+        };
+        let day = self.day(ts);
+        let seq = self.next_seq();
+        let client = self.client(client_id);
+        let path = client.names.id(&p.path);
+        *client
+            .paths
+            .entry(day)
+            .or_default()
+            .entry(path)
+            .or_default() += 1;
+        let Some(campaign_id) = &p.campaign_id else {
+            return;
+        };
+        let sid = p.session_id.as_deref().map(|s| client.session(s));
+        let (_, days) = client.campaign(campaign_id);
+        let coverage = days.coverage.entry(day).or_default();
+        coverage.pageviews += 1;
+        if let Some(sid) = sid {
+            if days.visits.get(&day).is_some_and(|s| s.contains(sid)) {
+                coverage.covered += 1;
+            } else {
+                if days.waiting.as_ref().is_none_or(|(d, _)| *d != day) {
+                    days.waiting = Some((day, HashMap::new()));
+                }
+                let (_, waiting) = days.waiting.as_mut().expect("set above");
+                *waiting.entry(sid).or_default() += 1;
+            }
+            if !is_bot(p.user_agent.as_deref())
+                && let Some(utm) = client.utm(&p.utm())
+            {
+                let session = &mut client.sessions[sid as usize];
+                insert_mark(&mut session.touches, Mark { ts, seq, what: utm }, horizon);
+            }
+        }
+    }
+
+    /// A conversion applied at effective time `ts`: counted and attributed
+    /// if its (`client_id`, `entry_id`) is new (rules 5 and 6).
+    pub fn conversion(&mut self, c: &Conversion<'_>, ts: i64) {
+        let day = self.day(ts);
+        self.next_seq();
+        let window_ms = self.window_ms;
+        let client = self.client(&c.client_id);
+        let (campaign, _) = client.campaign(&c.campaign_id);
+        if client.entries.contains(&*c.entry_id) {
+            return;
+        }
+        client.entries.insert(c.entry_id.as_ref().into());
+        let since = ts.saturating_sub(window_ms);
+        let session = c
+            .session_id
+            .as_deref()
+            .and_then(|s| client.session_ids.get(s))
+            .map(|sid| &client.sessions[sid as usize]);
+        let link = match &c.link_id {
+            Some(l) => client.names.id(l),
+            None => session
+                .and_then(|s| earliest_since(&s.links, since))
+                .unwrap_or(NONE),
+        };
+        let own = client.utm(&c.utm);
+        let session = c
+            .session_id
+            .as_deref()
+            .and_then(|s| client.session_ids.get(s))
+            .map(|sid| &client.sessions[sid as usize]);
+        let visit_before =
+            session.is_some_and(|s| s.last_visit >= since && s.last_visit != i64::MIN);
+        let (how, utm) = if let Some(utm) = own {
+            (Source::Own, utm)
+        } else if let Some(utm) = session.and_then(|s| earliest_since(&s.touches, since)) {
+            (Source::Session, utm)
+        } else if let Some(utm) = client.links.get(&link).and_then(|l| l.first_utm) {
+            (Source::Link, utm)
+        } else {
+            (Source::None, UtmKey::NONE)
+        };
+        let webinar = c.webinar_id.as_deref().map_or(NONE, |w| client.names.id(w));
+        add_once(&mut client.active_campaigns, day, campaign);
+        if webinar != NONE {
+            add_once(&mut client.webinars, day, webinar);
+        }
+        if link != NONE {
+            client.links.entry(link).or_default();
+        }
+        client.conversions.push(Counted {
+            day,
+            campaign,
+            utm,
+            how,
+            link,
+            webinar,
+            visit_before,
+        });
+    }
+
+    /// Clients with campaign state.
+    pub fn clients(&self) -> usize {
+        self.clients.len()
+    }
+}
+
+/// A shared handle on the campaign state for readers.
+#[derive(Clone)]
+pub struct CampaignView(pub(crate) Arc<RwLock<Campaigns>>);
+
+fn pct(n: u64, d: u64) -> Value {
+    if d == 0 {
+        return Value::Null;
+    }
+    // Tenths of a percent, rounded half up, in integers: exact.
+    let tenths = (u128::from(n) * 1000 + u128::from(d) / 2) / u128::from(d);
+    json!(tenths as f64 / 10.0)
+}
+
+fn date(d: Date) -> String {
+    d.to_string()
+}
+
+/// Entries of a count map as a list sorted by count descending, then key.
+fn ranked<K: Ord + Clone>(counts: HashMap<K, u64>) -> Vec<(K, u64)> {
+    let mut v: Vec<(K, u64)> = counts.into_iter().filter(|(_, n)| *n > 0).collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    v
+}
+
+impl CampaignView {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Campaigns> {
+        self.0.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Conversions by source, medium, campaign and their combination, and
+    /// by how they were attributed (DESIGN §6).
+    pub fn summary(&self, client_id: &str, range: DateRange) -> Value {
+        let state = self.read();
+        let mut total = 0u64;
+        let mut how = [0u64; 4];
+        let mut sources: HashMap<String, u64> = HashMap::new();
+        let mut mediums: HashMap<String, u64> = HashMap::new();
+        let mut campaigns: HashMap<String, u64> = HashMap::new();
+        let mut combos: HashMap<(String, String, String), u64> = HashMap::new();
+        if let Some(client) = state.clients.get(client_id) {
+            let name = |i: u32| {
+                if i == NONE {
+                    "(none)".to_owned()
+                } else {
+                    client.names.name(i).to_owned()
+                }
+            };
+            let mut by_utm: HashMap<UtmKey, u64> = HashMap::new();
+            for c in client.conversions.iter().filter(|c| range.contains(c.day)) {
+                total += 1;
+                how[c.how as usize] += 1;
+                *by_utm.entry(c.utm).or_default() += 1;
+            }
+            for (utm, n) in by_utm {
+                let (s, m, c) = (name(utm.source), name(utm.medium), name(utm.campaign));
+                *sources.entry(s.clone()).or_default() += n;
+                *mediums.entry(m.clone()).or_default() += n;
+                *campaigns.entry(c.clone()).or_default() += n;
+                *combos.entry((s, m, c)).or_default() += n;
+            }
+        }
+        let list = |key: &str, counts: HashMap<String, u64>| -> Vec<Value> {
+            ranked(counts)
+                .into_iter()
+                .map(|(k, n)| json!({ key: k, "conversions": n }))
+                .collect()
+        };
+        json!({
+            "from": date(range.from),
+            "to": date(range.to),
+            "total_conversions": total,
+            "by_source": list("source", sources),
+            "by_medium": list("medium", mediums),
+            "by_campaign": list("campaign", campaigns),
+            "by_combination": ranked(combos).into_iter().map(|((s, m, c), n)| json!({
+                "source": s, "medium": m, "campaign": c, "conversions": n
+            })).collect::<Vec<_>>(),
+            "attribution": {
+                "own": how[Source::Own as usize],
+                "session": how[Source::Session as usize],
+                "link": how[Source::Link as usize],
+                "none": how[Source::None as usize],
+            },
+        })
+    }
+
+    /// Visits, conversions and CVR of a link (rule 7); `None` if the client
+    /// never used it.
+    pub fn link_stats(&self, client_id: &str, link_id: &str, range: DateRange) -> Option<Value> {
+        let state = self.read();
+        let client = state.clients.get(client_id)?;
+        let l = client.names.get(link_id)?;
+        let link = client.links.get(&l)?;
+        let visits = union_in(&link.visits, range).len();
+        let conversions = client
+            .conversions
+            .iter()
+            .filter(|c| c.link == l && range.contains(c.day))
+            .count() as u64;
+        Some(json!({
+            "link_id": link_id,
+            "visits": visits,
+            "conversions": conversions,
+            "cvr": pct(conversions, visits),
+        }))
+    }
+
+    /// One campaign per day and over the range; `None` if the client never
+    /// named it.
+    pub fn campaign_stats(
+        &self,
+        client_id: &str,
+        campaign_id: &str,
+        range: DateRange,
+    ) -> Option<Value> {
+        let state = self.read();
+        let client = state.clients.get(client_id)?;
+        let c = client.names.get(campaign_id)?;
+        let days = client.campaigns.get(&c)?;
+        #[derive(Default)]
+        struct Day {
+            visits: u64,
+            conversions: u64,
+            bot_visits: u64,
+            pageviews: u64,
+        }
+        let mut per_day: BTreeMap<Date, Day> = BTreeMap::new();
+        for (d, s) in days.visits.range(range.from..=range.to) {
+            per_day.entry(*d).or_default().visits = s.len();
+        }
+        for (d, n) in days.bot_visits.range(range.from..=range.to) {
+            per_day.entry(*d).or_default().bot_visits = *n;
+        }
+        for (d, cov) in days.coverage.range(range.from..=range.to) {
+            per_day.entry(*d).or_default().pageviews = cov.pageviews;
+        }
+        let mut conversions = 0;
+        for conv in client
+            .conversions
+            .iter()
+            .filter(|x| x.campaign == c && range.contains(x.day))
+        {
+            per_day.entry(conv.day).or_default().conversions += 1;
+            conversions += 1;
+        }
+        let visits = union_in(&days.visits, range).len();
+        let bot_visits = sum_in(&days.bot_visits, range);
+        let pageviews: u64 = days
+            .coverage
+            .range(range.from..=range.to)
+            .map(|(_, c)| c.pageviews)
+            .sum();
+        let list: Vec<Value> = per_day
+            .into_iter()
+            .filter(|(_, d)| d.visits + d.conversions + d.bot_visits + d.pageviews > 0)
+            .map(|(day, d)| {
+                json!({
+                    "date": date(day),
+                    "visits": d.visits,
+                    "conversions": d.conversions,
+                    "cvr": pct(d.conversions, d.visits),
+                    "bot_visits": d.bot_visits,
+                    "pageviews": d.pageviews,
+                })
+            })
+            .collect();
+        Some(json!({
+            "client_id": client_id,
+            "campaign_id": campaign_id,
+            "from": date(range.from),
+            "to": date(range.to),
+            "interval": "1d",
+            "days": list,
+            "total": {
+                "visits": visits,
+                "conversions": conversions,
+                "cvr": pct(conversions, visits),
+                "bot_visits": bot_visits,
+                "pageviews": pageviews,
+            },
+        }))
+    }
+
+    /// The most viewed paths of a client.
+    pub fn pageviews(&self, client_id: &str, range: DateRange, limit: usize) -> Value {
+        let state = self.read();
+        let mut total = 0u64;
+        let mut paths: Vec<(String, u64)> = Vec::new();
+        if let Some(client) = state.clients.get(client_id) {
+            let mut counts: HashMap<u32, u64> = HashMap::new();
+            for (_, day) in client.paths.range(range.from..=range.to) {
+                for (p, n) in day {
+                    *counts.entry(*p).or_default() += n;
+                    total += n;
+                }
+            }
+            paths = ranked(
+                counts
+                    .into_iter()
+                    .map(|(p, n)| (client.names.name(p).to_owned(), n))
+                    .collect(),
+            );
+            paths.truncate(limit);
+        }
+        json!({
+            "from": date(range.from),
+            "to": date(range.to),
+            "total": total,
+            "paths": paths.into_iter().map(|(p, n)| json!({"path": p, "pageviews": n})).collect::<Vec<_>>(),
+        })
+    }
+
+    /// The client's overview (DESIGN §6, rules 8 and 9). `live_viewers` and
+    /// `peak_concurrent` come from presence: 0 here, filled in by the caller.
+    pub fn overview(&self, client_id: &str, range: DateRange) -> Value {
+        let state = self.read();
+        let empty = Client::default();
+        let client = state.clients.get(client_id).unwrap_or(&empty);
+        let visits = union_in(&client.visits, range).len();
+        let mut campaigns: Vec<u32> = Vec::new();
+        for (_, list) in client.active_campaigns.range(range.from..=range.to) {
+            campaigns.extend(list);
+        }
+        campaigns.sort_unstable();
+        campaigns.dedup();
+        let mut webinars: Vec<u32> = Vec::new();
+        for (_, list) in client.webinars.range(range.from..=range.to) {
+            webinars.extend(list);
+        }
+        webinars.sort_unstable();
+        webinars.dedup();
+        let (mut conversions, mut registrations, mut with_link) = (0u64, 0u64, 0u64);
+        let (mut tracked, mut own, mut linked_visit) = (0u64, 0u64, 0u64);
+        let mut links: Vec<u32> = Vec::new();
+        for c in client.conversions.iter().filter(|c| range.contains(c.day)) {
+            conversions += 1;
+            registrations += u64::from(c.webinar != NONE);
+            if c.link != NONE {
+                with_link += 1;
+                links.push(c.link);
+            }
+            tracked += u64::from(c.how != Source::None);
+            own += u64::from(c.how == Source::Own);
+            linked_visit += u64::from(c.visit_before);
+        }
+        let mut active = 0u64;
+        for (l, link) in &client.links {
+            if any_in(&link.visits, range) {
+                active += 1;
+                links.push(*l);
+            }
+        }
+        links.sort_unstable();
+        links.dedup();
+        let (mut pageviews, mut covered) = (0u64, 0u64);
+        for days in client.campaigns.values() {
+            for (_, c) in days.coverage.range(range.from..=range.to) {
+                pageviews += c.pageviews;
+                covered += c.covered;
+            }
+        }
+        json!({
+            "period": {"from": date(range.from), "to": date(range.to)},
+            "campaigns": {
+                "total": campaigns.len(),
+                "visits": visits,
+                "conversions": conversions,
+                "cvr": pct(conversions, visits),
+            },
+            "webinars": {
+                "total": webinars.len(),
+                "registrations": registrations,
+                "live_viewers": 0,
+                "peak_concurrent": 0,
+            },
+            "links": {
+                "total": links.len(),
+                "active": active,
+                "total_visits": union_in(&client.link_visits, range).len(),
+                "total_conversions": with_link,
+            },
+            "quality": {
+                "utm_tracking_rate": pct(tracked, conversions),
+                "utm_tracking_rate_before_attribution": pct(own, conversions),
+                "visit_link_rate": pct(linked_visit, conversions),
+                "visit_coverage": pct(covered, pageviews),
+            },
+        })
+    }
+
+    /// The webinars named on the client's visits and counted conversions in
+    /// the range (for the presence part of the overview).
+    pub fn webinars(&self, client_id: &str, range: DateRange) -> Vec<String> {
+        let state = self.read();
+        let Some(client) = state.clients.get(client_id) else {
+            return Vec::new();
+        };
+        let mut out: Vec<String> = client
+            .webinars
+            .range(range.from..=range.to)
+            .flat_map(|(_, l)| l.iter().map(|w| client.names.name(*w).to_owned()))
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Whether the client named webinar `webinar_id` on a visit or a
+    /// counted conversion (a client token may read that webinar).
+    pub fn client_names_webinar(&self, client_id: &str, webinar_id: &str) -> bool {
+        let state = self.read();
+        state.clients.get(client_id).is_some_and(|c| {
+            c.names
+                .get(webinar_id)
+                .is_some_and(|w| c.webinars.values().any(|l| l.contains(&w)))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crawlers_are_bots_and_in_app_browsers_are_people() {
+        for ua in [
+            "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+            "Mozilla/5.0 (compatible; BINGBOT/2.0)",
+            "Mozilla/5.0 (compatible; yandexbot/3.0)",
+            "Mozilla/5.0 (compatible; Baiduspider/2.0)",
+        ] {
+            assert!(is_bot(Some(ua)), "{ua}");
+        }
+        for ua in [
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 KAKAOTALK 10.4.5",
+            "Mozilla/5.0 (Linux; Android 14) NAVER(inapp; search; 2000; 12.5.0)",
+            "Mozilla/5.0 (Linux; Android 9; CUBOT P30) Chrome/120.0",
+        ] {
+            assert!(!is_bot(Some(ua)), "{ua}");
+        }
+        assert!(!is_bot(None));
+    }
+
+    #[test]
+    fn percentages_round_half_up_to_one_decimal() {
+        assert_eq!(pct(1, 3), json!(33.3));
+        assert_eq!(pct(2, 3), json!(66.7));
+        assert_eq!(pct(1, 16), json!(6.3));
+        assert_eq!(pct(5, 4), json!(125.0));
+        assert_eq!(pct(0, 4), json!(0.0));
+        assert_eq!(pct(1, 0), Value::Null);
+    }
+
+    #[test]
+    fn the_earliest_mark_inside_the_window_wins_ties_by_applied_order() {
+        let mut marks = Vec::new();
+        insert_mark(
+            &mut marks,
+            Mark {
+                ts: 10,
+                seq: 2,
+                what: 'b',
+            },
+            0,
+        );
+        insert_mark(
+            &mut marks,
+            Mark {
+                ts: 10,
+                seq: 1,
+                what: 'a',
+            },
+            0,
+        );
+        insert_mark(
+            &mut marks,
+            Mark {
+                ts: 5,
+                seq: 3,
+                what: 'c',
+            },
+            0,
+        );
+        assert_eq!(earliest_since(&marks, 0), Some('c'));
+        assert_eq!(earliest_since(&marks, 6), Some('a'));
+        assert_eq!(earliest_since(&marks, 11), None);
+        // Marks older than the horizon are dropped.
+        insert_mark(
+            &mut marks,
+            Mark {
+                ts: 20,
+                seq: 4,
+                what: 'd',
+            },
+            8,
+        );
+        assert_eq!(marks.len(), 3);
+    }
+}

@@ -1,0 +1,219 @@
+//! Read APIs for campaigns (DESIGN §4, §6): a client's conversion summary
+//! by UTM, link statistics, one campaign per day, top page paths, and the
+//! overview. Campaign numbers are exact over any range of local days and
+//! include everything applied so far (rule 10); they come from the
+//! engine's campaign state, the overview's presence figures from the
+//! presence rows and the live hub.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use jiff::Timestamp;
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::query::parse_bound;
+use super::{ApiError, AppState, Auth};
+use crate::auth::{AuthError, Claims};
+use crate::engine::campaign::DateRange;
+use crate::event::check_identifier;
+
+/// Days in the default range: the last 30 local days, today included.
+const DEFAULT_DAYS: i64 = 30;
+/// Paths listed by default, and at most.
+const DEFAULT_PATHS: usize = 20;
+const MAX_PATHS: usize = 1000;
+
+#[derive(Debug, Deserialize)]
+pub struct Params {
+    from: Option<String>,
+    to: Option<String>,
+    interval: Option<String>,
+    limit: Option<String>,
+}
+
+fn authorize_client(claims: &Claims, client_id: &str) -> Result<(), ApiError> {
+    check_identifier("client_id", client_id)?;
+    if claims.can_read_client(client_id) {
+        Ok(())
+    } else {
+        Err(AuthError::Forbidden.into())
+    }
+}
+
+/// The local date of a bound: a date as given, an instant's date in `tz`.
+fn bound_date(field: &str, s: &str, tz: &TimeZone) -> Result<Date, ApiError> {
+    let s = s.trim();
+    if s.len() == 10
+        && let Ok(d) = s.parse::<Date>()
+    {
+        return Ok(d);
+    }
+    let ms = parse_bound(field, s, tz, false)?;
+    Ok(local_date(ms, tz))
+}
+
+fn local_date(ms: i64, tz: &TimeZone) -> Date {
+    Timestamp::from_millisecond(ms)
+        .expect("bounds are checked to lie within years 1970-9999")
+        .to_zoned(tz.clone())
+        .date()
+}
+
+/// The inclusive range of local dates of a request (default: the last
+/// [`DEFAULT_DAYS`] days, today included).
+pub fn date_range(
+    from: Option<&str>,
+    to: Option<&str>,
+    tz: &TimeZone,
+    now_ms: i64,
+) -> Result<DateRange, ApiError> {
+    let to = match to {
+        Some(t) => bound_date("to", t, tz)?,
+        None => local_date(now_ms, tz),
+    };
+    let from = match from {
+        Some(f) => bound_date("from", f, tz)?,
+        None => to
+            .checked_sub(jiff::Span::new().days(DEFAULT_DAYS - 1))
+            .map_err(|e| ApiError::BadRequest(format!("to: {e}")))?,
+    };
+    if from > to {
+        return Err(ApiError::BadRequest(format!(
+            "from: must not be after to (from is {from}, to is {to})"
+        )));
+    }
+    Ok(DateRange { from, to })
+}
+
+fn range_of(s: &AppState, p: &Params) -> Result<DateRange, ApiError> {
+    date_range(
+        p.from.as_deref(),
+        p.to.as_deref(),
+        &s.settings.time_zone(),
+        (s.clock)(),
+    )
+}
+
+/// `GET /api/clients/{client_id}/campaigns/summary?from=&to=`
+pub async fn summary(
+    State(s): State<AppState>,
+    Auth(claims): Auth,
+    Path(client_id): Path<String>,
+    Query(p): Query<Params>,
+) -> Result<Json<Value>, ApiError> {
+    authorize_client(&claims, &client_id)?;
+    let range = range_of(&s, &p)?;
+    Ok(Json(s.campaigns.summary(&client_id, range)))
+}
+
+/// `GET /api/clients/{client_id}/campaigns/links/{link_id}/stats?from=&to=`
+pub async fn link(
+    State(s): State<AppState>,
+    Auth(claims): Auth,
+    Path((client_id, link_id)): Path<(String, String)>,
+    Query(p): Query<Params>,
+) -> Result<Json<Value>, ApiError> {
+    authorize_client(&claims, &client_id)?;
+    check_identifier("link_id", &link_id)?;
+    let range = range_of(&s, &p)?;
+    s.campaigns
+        .link_stats(&client_id, &link_id, range)
+        .map(Json)
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "link_id: {link_id:?} has no visits or conversions of client {client_id:?}"
+            ))
+        })
+}
+
+/// `GET /api/clients/{client_id}/campaigns/{campaign_id}/stats?from=&to=&interval=1d`
+pub async fn campaign(
+    State(s): State<AppState>,
+    Auth(claims): Auth,
+    Path((client_id, campaign_id)): Path<(String, String)>,
+    Query(p): Query<Params>,
+) -> Result<Json<Value>, ApiError> {
+    authorize_client(&claims, &client_id)?;
+    check_identifier("campaign_id", &campaign_id)?;
+    if let Some(i) = p.interval.as_deref()
+        && i != "1d"
+    {
+        return Err(ApiError::BadRequest(format!(
+            "interval: {i:?} is not supported; campaign statistics are per day (1d)"
+        )));
+    }
+    let range = range_of(&s, &p)?;
+    s.campaigns
+        .campaign_stats(&client_id, &campaign_id, range)
+        .map(Json)
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "campaign_id: {campaign_id:?} has no events of client {client_id:?}"
+            ))
+        })
+}
+
+/// `GET /api/clients/{client_id}/pageviews?from=&to=&limit=`
+pub async fn pageviews(
+    State(s): State<AppState>,
+    Auth(claims): Auth,
+    Path(client_id): Path<String>,
+    Query(p): Query<Params>,
+) -> Result<Json<Value>, ApiError> {
+    authorize_client(&claims, &client_id)?;
+    let limit = match p.limit.as_deref() {
+        None => DEFAULT_PATHS,
+        Some(l) => l
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_PATHS).contains(n))
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!("limit: must be a number from 1 to {MAX_PATHS}"))
+            })?,
+    };
+    let range = range_of(&s, &p)?;
+    Ok(Json(s.campaigns.pageviews(&client_id, range, limit)))
+}
+
+/// `GET /api/clients/{client_id}/statistics/overview?from=&to=`
+pub async fn overview(
+    State(s): State<AppState>,
+    Auth(claims): Auth,
+    Path(client_id): Path<String>,
+    Query(p): Query<Params>,
+) -> Result<Json<Value>, ApiError> {
+    authorize_client(&claims, &client_id)?;
+    let range = range_of(&s, &p)?;
+    let mut body = s.campaigns.overview(&client_id, range);
+    // Presence of the client's webinars: the largest max_concurrent of
+    // their buckets starting in the range, final (store) or open (hub).
+    let tz = s.settings.time_zone();
+    let start = range
+        .from
+        .to_zoned(tz.clone())
+        .map(|z| z.timestamp().as_millisecond())
+        .unwrap_or(0);
+    let end = range
+        .to
+        .tomorrow()
+        .ok()
+        .and_then(|d| d.to_zoned(tz).ok())
+        .map_or(crate::event::MAX_TS, |z| z.timestamp().as_millisecond());
+    let mut peak = 0u32;
+    for w in s.campaigns.webinars(&client_id, range) {
+        for b in s.store.presence_buckets(&w, start, end).await? {
+            peak = peak.max(b.max_concurrent);
+        }
+        if let Some(open) = s.hub.state(&w).open_bucket
+            && (start..end).contains(&open.bucket_start)
+        {
+            peak = peak.max(open.max_concurrent);
+        }
+    }
+    body["webinars"]["peak_concurrent"] = json!(peak);
+    body["webinars"]["live_viewers"] = Value::Null;
+    Ok(Json(body))
+}
