@@ -250,6 +250,7 @@ impl Application {
             applied: applied_tx,
             checkpoint_every: Duration::from_millis(settings.log.checkpoint_interval_ms),
             shutdown: shutdown.clone(),
+            campaign_rows_at: std::time::Instant::now(),
         }
         .spawn()?;
         let store_writer = tokio::spawn(pipeline::store_writer(
@@ -293,6 +294,7 @@ impl Application {
                 feed,
                 hub.clone(),
                 store.clone(),
+                campaigns.clone(),
                 ready_tx.clone(),
                 clock.clone(),
                 shutdown.clone(),

@@ -14,7 +14,10 @@
 //! - `P:webinar:W:live` — hash `live`, `ts`, `open_bucket` (JSON), TTL 1 day;
 //! - `P:webinar:W:buckets` — sorted set of final buckets (JSON in the replay
 //!   fields) scored by `bucket_start`, trimmed to 48 h, TTL 49 h;
-//! - `P:live:W` — pub/sub channel of `{"webinar_id","live","ts"}`.
+//! - `P:live:W` — pub/sub channel of `{"webinar_id","live","ts"}`;
+//! - `P:client:C:campaign:K:day:D` — hash `visits`, `conversions`,
+//!   `bot_visits`, `pageviews` of campaign `K` of client `C` on local day
+//!   `D` (`YYYY-MM-DD`), written as they change, TTL 48 h.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -25,6 +28,7 @@ use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::PresenceStats;
+use crate::engine::campaign::{CampaignRows, CampaignView};
 use crate::http::Readiness;
 use crate::http::query::{bucket_json, open_bucket_json};
 use crate::live::{LiveHub, LiveState};
@@ -39,10 +43,15 @@ const LIVE_TTL_S: i64 = 86_400;
 const BUCKETS_TTL_S: i64 = 49 * 3_600;
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// A campaign's counters on one day: visits, conversions, bot visits, page
+/// views.
+type CampaignCounters = HashMap<(String, String, jiff::civil::Date), [u64; 4]>;
+
 #[derive(Default)]
 struct Pending {
     live: HashMap<Arc<str>, LiveState>,
     buckets: Vec<(Arc<str>, PresenceStats)>,
+    campaigns: CampaignCounters,
     overflowed: bool,
 }
 
@@ -76,6 +85,22 @@ impl CacheFeed {
         self.wake.notify_one();
     }
 
+    /// The counters of the campaign days among `rows`.
+    pub fn campaigns(&self, rows: &CampaignRows) {
+        if rows.campaign_days.is_empty() {
+            return;
+        }
+        let mut p = self.pending.lock().expect("cache feed lock");
+        for r in &rows.campaign_days {
+            p.campaigns.insert(
+                (r.client_id.clone(), r.campaign_id.clone(), r.day),
+                [r.visits, r.conversions, r.bot_visits, r.pageviews],
+            );
+        }
+        drop(p);
+        self.wake.notify_one();
+    }
+
     fn take(&self) -> Pending {
         std::mem::take(&mut *self.pending.lock().expect("cache feed lock"))
     }
@@ -85,6 +110,9 @@ impl CacheFeed {
         let mut p = self.pending.lock().expect("cache feed lock");
         for (k, v) in std::mem::take(&mut p.live) {
             old.live.insert(k, v);
+        }
+        for (k, v) in std::mem::take(&mut p.campaigns) {
+            old.campaigns.insert(k, v);
         }
         old.buckets.append(&mut p.buckets);
         old.overflowed |= p.overflowed || old.buckets.len() > MAX_PENDING_BUCKETS;
@@ -108,6 +136,12 @@ impl Keys {
     pub fn channel(&self, w: &str) -> String {
         format!("{}:live:{w}", self.prefix)
     }
+    pub fn campaign_day(&self, client: &str, campaign: &str, day: jiff::civil::Date) -> String {
+        format!(
+            "{}:client:{client}:campaign:{campaign}:day:{day}",
+            self.prefix
+        )
+    }
 }
 
 pub async fn connect(url: &str) -> Result<ConnectionManager, ::redis::RedisError> {
@@ -128,6 +162,7 @@ pub async fn writer(
     feed: Arc<CacheFeed>,
     hub: Arc<LiveHub>,
     store: Store,
+    campaigns: CampaignView,
     ready: watch::Sender<Readiness>,
     clock: Clock,
     shutdown: CancellationToken,
@@ -142,7 +177,12 @@ pub async fn writer(
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
         let mut batch = feed.take();
-        if batch.live.is_empty() && batch.buckets.is_empty() && !batch.overflowed && !reload {
+        if batch.live.is_empty()
+            && batch.buckets.is_empty()
+            && batch.campaigns.is_empty()
+            && !batch.overflowed
+            && !reload
+        {
             continue;
         }
         reload |= batch.overflowed;
@@ -162,9 +202,22 @@ pub async fn writer(
                     ))
                 })?;
                 let states: HashMap<Arc<str>, LiveState> = hub.all_states().into_iter().collect();
-                write(c, &keys, &states, &rows, clock()).await?;
+                let counters: CampaignCounters = campaigns
+                    .counters_since(clock() - HISTORY_MS)
+                    .into_iter()
+                    .map(|(client, campaign, day, n)| ((client, campaign, day), n))
+                    .collect();
+                write(c, &keys, &states, &rows, &counters, clock()).await?;
             }
-            write(c, &keys, &batch.live, &batch.buckets, clock()).await
+            write(
+                c,
+                &keys,
+                &batch.live,
+                &batch.buckets,
+                &batch.campaigns,
+                clock(),
+            )
+            .await
         }
         .await;
         match result {
@@ -205,9 +258,25 @@ async fn write(
     keys: &Keys,
     live: &HashMap<Arc<str>, LiveState>,
     buckets: &[(Arc<str>, PresenceStats)],
+    campaigns: &CampaignCounters,
     now: i64,
 ) -> Result<(), ::redis::RedisError> {
     let mut pipe = ::redis::pipe();
+    for ((client, campaign, day), n) in campaigns {
+        let key = keys.campaign_day(client, campaign, *day);
+        pipe.hset_multiple(
+            &key,
+            &[
+                ("visits", n[0]),
+                ("conversions", n[1]),
+                ("bot_visits", n[2]),
+                ("pageviews", n[3]),
+            ],
+        )
+        .ignore()
+        .expire(&key, BUCKETS_TTL_S)
+        .ignore();
+    }
     for (w, st) in live {
         let key = keys.live(w);
         let open = st

@@ -201,7 +201,15 @@ pub struct EngineTask {
     pub applied: watch::Sender<Reading>,
     pub checkpoint_every: Duration,
     pub shutdown: CancellationToken,
+    /// When campaign rows were last taken (they go out every
+    /// [`CAMPAIGN_ROWS_EVERY`] and before each checkpoint).
+    pub campaign_rows_at: Instant,
 }
+
+/// How often changed campaign day rows are handed to the store writer: a
+/// busy day's rows change with every visit, so they go out at this pace
+/// rather than every round.
+const CAMPAIGN_ROWS_EVERY: Duration = Duration::from_secs(1);
 
 /// Records read per round before results are handed on.
 const ROUND_LINES: usize = 20_000;
@@ -366,6 +374,13 @@ impl EngineTask {
         checkpoint: bool,
     ) -> bool {
         let mut batch = self.take_batch();
+        if checkpoint || self.campaign_rows_at.elapsed() >= CAMPAIGN_ROWS_EVERY {
+            self.campaign_rows_at = Instant::now();
+            batch.campaigns = self.engine.take_campaign_rows();
+            if let Some(cache) = &self.cache {
+                cache.campaigns(&batch.campaigns);
+            }
+        }
         if position != *last_sent
             && let Some(p) = position
             && (!batch.is_empty() || checkpoint)
@@ -754,6 +769,8 @@ impl Pending {
                 self.batch.presence.extend(more.presence);
                 self.batch.rollups.extend(more.rollups);
                 self.batch.activity.extend(more.activity);
+                self.batch.campaigns.merge(more.campaigns);
+
                 if more.position.is_some() {
                     self.batch.position = more.position;
                 }

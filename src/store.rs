@@ -11,6 +11,7 @@ use std::time::Duration;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
+use crate::engine::campaign::CampaignRows;
 use crate::engine::{ActivityBucket, PresenceBucket, PresenceStats, RollupBucket};
 use crate::event::ActivityKind;
 
@@ -23,6 +24,7 @@ pub struct Batch {
     pub presence: Vec<PresenceBucket>,
     pub rollups: Vec<RollupBucket>,
     pub activity: Vec<ActivityBucket>,
+    pub campaigns: CampaignRows,
     /// The source and the position these rows reflect.
     pub position: Option<(String, String)>,
 }
@@ -32,11 +34,12 @@ impl Batch {
         self.presence.is_empty()
             && self.rollups.is_empty()
             && self.activity.is_empty()
+            && self.campaigns.is_empty()
             && self.position.is_none()
     }
 
     pub fn rows(&self) -> usize {
-        self.presence.len() + self.rollups.len() + self.activity.len()
+        self.presence.len() + self.rollups.len() + self.activity.len() + self.campaigns.rows()
     }
 }
 
@@ -172,6 +175,7 @@ impl Store {
                 .await?;
             }
         }
+        write_campaigns(&mut tx, &batch.campaigns).await?;
         if let Some((source, position)) = &batch.position {
             sqlx::query(
                 "INSERT INTO source_positions (source, position, updated_at) VALUES ($1, $2, $3) \
@@ -311,6 +315,249 @@ impl Store {
             .await?
             .map(|r| r.try_get(0))
             .transpose()
+    }
+}
+
+/// The campaign rows of a batch, inside its transaction.
+async fn write_campaigns(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    rows: &CampaignRows,
+) -> Result<(), sqlx::Error> {
+    let count = |n: u64| n as i64;
+    for r in &rows.campaign_days {
+        sqlx::query(
+            "INSERT INTO campaign_days (client_id, campaign_id, day, visits, conversions, bot_visits, \
+             pageviews, covered_pageviews, sessions) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (client_id, campaign_id, day) DO UPDATE SET visits = excluded.visits, \
+             conversions = excluded.conversions, bot_visits = excluded.bot_visits, \
+             pageviews = excluded.pageviews, covered_pageviews = excluded.covered_pageviews, \
+             sessions = excluded.sessions",
+        )
+        .bind(&r.client_id)
+        .bind(&r.campaign_id)
+        .bind(r.day.to_string())
+        .bind(count(r.visits))
+        .bind(count(r.conversions))
+        .bind(count(r.bot_visits))
+        .bind(count(r.pageviews))
+        .bind(count(r.covered_pageviews))
+        .bind(&r.sessions)
+        .execute(&mut **tx)
+        .await?;
+    }
+    for r in &rows.client_days {
+        sqlx::query(
+            "INSERT INTO client_days (client_id, day, visits, link_visits, conversions, sessions, \
+             link_sessions) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (client_id, day) DO UPDATE \
+             SET visits = excluded.visits, link_visits = excluded.link_visits, \
+             conversions = excluded.conversions, sessions = excluded.sessions, \
+             link_sessions = excluded.link_sessions",
+        )
+        .bind(&r.client_id)
+        .bind(r.day.to_string())
+        .bind(count(r.visits))
+        .bind(count(r.link_visits))
+        .bind(count(r.conversions))
+        .bind(&r.sessions)
+        .bind(&r.link_sessions)
+        .execute(&mut **tx)
+        .await?;
+    }
+    for r in &rows.link_days {
+        sqlx::query(
+            "INSERT INTO link_days (client_id, link_id, day, visits, conversions, sessions) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (client_id, link_id, day) DO UPDATE SET \
+             visits = excluded.visits, conversions = excluded.conversions, sessions = excluded.sessions",
+        )
+        .bind(&r.client_id)
+        .bind(&r.link_id)
+        .bind(r.day.to_string())
+        .bind(count(r.visits))
+        .bind(count(r.conversions))
+        .bind(&r.sessions)
+        .execute(&mut **tx)
+        .await?;
+    }
+    for r in &rows.path_days {
+        sqlx::query(
+            "INSERT INTO pageview_days (client_id, day, path, pageviews) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (client_id, day, path) DO UPDATE SET pageviews = excluded.pageviews",
+        )
+        .bind(&r.client_id)
+        .bind(r.day.to_string())
+        .bind(&r.path)
+        .bind(count(r.pageviews))
+        .execute(&mut **tx)
+        .await?;
+    }
+    for r in &rows.conversions {
+        sqlx::query(
+            "INSERT INTO campaign_conversions (client_id, entry_id, campaign_id, day, ts, attribution, \
+             utm_source, utm_medium, utm_campaign, link_id, webinar_id, session_id, visit_before) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+             ON CONFLICT (client_id, entry_id) DO UPDATE SET campaign_id = excluded.campaign_id, \
+             day = excluded.day, ts = excluded.ts, attribution = excluded.attribution, \
+             utm_source = excluded.utm_source, utm_medium = excluded.utm_medium, \
+             utm_campaign = excluded.utm_campaign, link_id = excluded.link_id, \
+             webinar_id = excluded.webinar_id, session_id = excluded.session_id, \
+             visit_before = excluded.visit_before",
+        )
+        .bind(&r.client_id)
+        .bind(&r.entry_id)
+        .bind(&r.campaign_id)
+        .bind(r.day.to_string())
+        .bind(r.ts)
+        .bind(r.attribution)
+        .bind(r.source.as_deref())
+        .bind(r.medium.as_deref())
+        .bind(r.campaign.as_deref())
+        .bind(r.link_id.as_deref())
+        .bind(r.webinar_id.as_deref())
+        .bind(r.session_id.as_deref())
+        .bind(r.visit_before)
+        .execute(&mut **tx)
+        .await?;
+    }
+    for r in &rows.sessions {
+        sqlx::query(
+            "INSERT INTO campaign_sessions (client_id, number, session_id) VALUES ($1, $2, $3) \
+             ON CONFLICT (client_id, number) DO UPDATE SET session_id = excluded.session_id",
+        )
+        .bind(&r.client_id)
+        .bind(i64::from(r.number))
+        .bind(&r.session_id)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Every campaign row as one line of text per row, tables in a fixed
+    /// order and rows by key, session bitmaps as their session numbers (for
+    /// comparisons of whole runs and exports).
+    pub async fn campaign_dump(&self) -> Result<Vec<String>, sqlx::Error> {
+        let mut out = Vec::new();
+        let sessions = |bytes: Vec<u8>| -> Result<String, sqlx::Error> {
+            let set = crate::engine::campaign::bitmap_from_bytes(&bytes)
+                .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+            Ok(set
+                .iter()
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>()
+                .join(","))
+        };
+        for r in sqlx::query(
+            "SELECT client_id, campaign_id, day, visits, conversions, bot_visits, pageviews, \
+             covered_pageviews, sessions FROM campaign_days ORDER BY client_id, campaign_id, day",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        {
+            out.push(format!(
+                "campaign_days {} {} {} visits={} conversions={} bot_visits={} pageviews={} covered={} sessions=[{}]",
+                r.try_get::<String, _>(0)?,
+                r.try_get::<String, _>(1)?,
+                r.try_get::<String, _>(2)?,
+                r.try_get::<i64, _>(3)?,
+                r.try_get::<i64, _>(4)?,
+                r.try_get::<i64, _>(5)?,
+                r.try_get::<i64, _>(6)?,
+                r.try_get::<i64, _>(7)?,
+                sessions(r.try_get(8)?)?,
+            ));
+        }
+        for r in sqlx::query(
+            "SELECT client_id, day, visits, link_visits, conversions, sessions, link_sessions \
+             FROM client_days ORDER BY client_id, day",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        {
+            out.push(format!(
+                "client_days {} {} visits={} link_visits={} conversions={} sessions=[{}] link_sessions=[{}]",
+                r.try_get::<String, _>(0)?,
+                r.try_get::<String, _>(1)?,
+                r.try_get::<i64, _>(2)?,
+                r.try_get::<i64, _>(3)?,
+                r.try_get::<i64, _>(4)?,
+                sessions(r.try_get(5)?)?,
+                sessions(r.try_get(6)?)?,
+            ));
+        }
+        for r in sqlx::query(
+            "SELECT client_id, link_id, day, visits, conversions, sessions FROM link_days \
+             ORDER BY client_id, link_id, day",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        {
+            out.push(format!(
+                "link_days {} {} {} visits={} conversions={} sessions=[{}]",
+                r.try_get::<String, _>(0)?,
+                r.try_get::<String, _>(1)?,
+                r.try_get::<String, _>(2)?,
+                r.try_get::<i64, _>(3)?,
+                r.try_get::<i64, _>(4)?,
+                sessions(r.try_get(5)?)?,
+            ));
+        }
+        for r in sqlx::query(
+            "SELECT client_id, day, path, pageviews FROM pageview_days ORDER BY client_id, day, path",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        {
+            out.push(format!(
+                "pageview_days {} {} {} pageviews={}",
+                r.try_get::<String, _>(0)?,
+                r.try_get::<String, _>(1)?,
+                r.try_get::<String, _>(2)?,
+                r.try_get::<i64, _>(3)?,
+            ));
+        }
+        for r in sqlx::query(
+            "SELECT client_id, entry_id, campaign_id, day, ts, attribution, utm_source, utm_medium, \
+             utm_campaign, link_id, webinar_id, session_id, CAST(CAST(visit_before AS INTEGER) AS BIGINT) \
+             FROM campaign_conversions ORDER BY client_id, entry_id",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        {
+            let opt = |i: usize| -> Result<String, sqlx::Error> {
+                Ok(r.try_get::<Option<String>, _>(i)?.unwrap_or_else(|| "-".into()))
+            };
+            out.push(format!(
+                "campaign_conversions {} {} {} {} ts={} {} utm={}/{}/{} link={} webinar={} session={} visit_before={}",
+                r.try_get::<String, _>(0)?,
+                r.try_get::<String, _>(1)?,
+                r.try_get::<String, _>(2)?,
+                r.try_get::<String, _>(3)?,
+                r.try_get::<i64, _>(4)?,
+                r.try_get::<String, _>(5)?,
+                opt(6)?,
+                opt(7)?,
+                opt(8)?,
+                opt(9)?,
+                opt(10)?,
+                opt(11)?,
+                r.try_get::<i64, _>(12)?,
+            ));
+        }
+        for r in sqlx::query(
+            "SELECT client_id, number, session_id FROM campaign_sessions ORDER BY client_id, number",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        {
+            out.push(format!(
+                "campaign_sessions {} {} {}",
+                r.try_get::<String, _>(0)?,
+                r.try_get::<i64, _>(1)?,
+                r.try_get::<String, _>(2)?,
+            ));
+        }
+        Ok(out)
     }
 }
 

@@ -5,7 +5,11 @@
 
 use std::sync::Arc;
 
-use eventflow::engine::{ActivityBucket, Period, PresenceBucket, PresenceStats, RollupBucket};
+use eventflow::engine::campaign::CampaignRows;
+use eventflow::engine::{
+    ActivityBucket, Engine, EngineConfig, Period, PresenceBucket, PresenceStats, RollupBucket,
+};
+
 use eventflow::store::{Batch, Store};
 
 const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
@@ -93,9 +97,36 @@ fn batch() -> Batch {
             bucket_end: 1_764_000_300_000,
             counts: [3, 1, 0, 0, 0, 0, 2],
         }],
+        campaigns: campaign_rows(),
         position: Some(("local-log".into(), "2026-11-26:1234".into())),
     }
 }
+
+/// Campaign rows made by the engine from a few events.
+fn campaign_rows() -> CampaignRows {
+    let mut engine = Engine::new(EngineConfig::default()).unwrap();
+    for line in [
+        r#"{"type":"visit","client_id":"c1","campaign_id":"k1","session_id":"s1","link_id":"l1","utm":{"source":"news"},"ts":1764000000000}"#,
+        r#"{"type":"visit","client_id":"c1","campaign_id":"k1","session_id":"s2","ts":1764000001000}"#,
+        r#"{"type":"pageview","client_id":"c1","campaign_id":"k1","session_id":"s2","path":"/a","ts":1764000002000}"#,
+        r#"{"type":"conversion","client_id":"c1","campaign_id":"k1","entry_id":"e1","session_id":"s1","webinar_id":"w-17","ts":1764000003000}"#,
+    ] {
+        engine
+            .apply(&eventflow::event::decode(line.as_bytes()).unwrap(), None)
+            .unwrap();
+    }
+    engine.take_campaign_rows()
+}
+
+const CAMPAIGN_DUMP: [&str; 7] = [
+    "campaign_days c1 k1 2025-11-24 visits=2 conversions=1 bot_visits=0 pageviews=1 covered=1 sessions=[0,1]",
+    "client_days c1 2025-11-24 visits=2 link_visits=1 conversions=1 sessions=[0,1] link_sessions=[0]",
+    "link_days c1 l1 2025-11-24 visits=1 conversions=1 sessions=[0]",
+    "pageview_days c1 2025-11-24 /a pageviews=1",
+    "campaign_conversions c1 e1 k1 2025-11-24 ts=1764000003000 session utm=news/-/- link=l1 webinar=w-17 session=s1 visit_before=1",
+    "campaign_sessions c1 0 s1",
+    "campaign_sessions c1 1 s2",
+];
 
 async fn exercise(store: &Store) {
     store.migrate().await.unwrap();
@@ -140,6 +171,7 @@ async fn exercise(store: &Store) {
         store.position("local-log").await.unwrap().as_deref(),
         Some("2026-11-26:2000")
     );
+    assert_eq!(store.campaign_dump().await.unwrap(), CAMPAIGN_DUMP);
     store.ping().await.unwrap();
 }
 

@@ -189,6 +189,17 @@ enum Source {
     None,
 }
 
+impl Source {
+    fn as_str(self) -> &'static str {
+        match self {
+            Source::Own => "own",
+            Source::Session => "session",
+            Source::Link => "link",
+            Source::None => "none",
+        }
+    }
+}
+
 /// A counted conversion and what it was attributed to.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Counted {
@@ -235,6 +246,8 @@ struct Coverage {
 struct CampaignDays {
     visits: DaySets,
     bot_visits: BTreeMap<Date, u64>,
+    /// Counted conversions naming the campaign.
+    conversions: BTreeMap<Date, u64>,
     /// Page views naming the client and the campaign.
     coverage: BTreeMap<Date, Coverage>,
     /// Page views of the campaign's current day whose session has not
@@ -246,6 +259,8 @@ struct CampaignDays {
 #[derive(Default, Serialize, Deserialize)]
 struct Link {
     visits: DaySets,
+    /// Counted conversions attributed to the link.
+    conversions: BTreeMap<Date, u64>,
     /// UTM of the first non-bot visit carrying the link and a source.
     first_utm: Option<UtmKey>,
 }
@@ -272,6 +287,166 @@ struct Client {
     conversions: Vec<Counted>,
     /// Page views naming the client, per day and path.
     paths: BTreeMap<Date, HashMap<u32, u64>>,
+    /// Counted conversions per day.
+    conversions_by_day: BTreeMap<Date, u64>,
+    /// Rows changed since they were last taken.
+    #[serde(skip)]
+    dirty: hashbrown::HashSet<Dirty>,
+    #[serde(skip)]
+    new_sessions: Vec<u32>,
+    #[serde(skip)]
+    new_conversions: Vec<ConversionRow>,
+}
+
+/// A row of the campaign tables that changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Dirty {
+    Campaign(u32, Date),
+    Client(Date),
+    Link(u32, Date),
+    Path(u32, Date),
+}
+
+/// One campaign's day (table `campaign_days`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CampaignDayRow {
+    pub client_id: String,
+    pub campaign_id: String,
+    pub day: Date,
+    pub visits: u64,
+    pub conversions: u64,
+    pub bot_visits: u64,
+    pub pageviews: u64,
+    pub covered_pageviews: u64,
+    /// The distinct visiting sessions: a serialized roaring bitmap of the
+    /// client's session numbers (`campaign_sessions`).
+    pub sessions: Vec<u8>,
+}
+
+/// One client's day over all its campaigns (table `client_days`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientDayRow {
+    pub client_id: String,
+    pub day: Date,
+    pub visits: u64,
+    pub link_visits: u64,
+    pub conversions: u64,
+    pub sessions: Vec<u8>,
+    pub link_sessions: Vec<u8>,
+}
+
+/// One link's day (table `link_days`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkDayRow {
+    pub client_id: String,
+    pub link_id: String,
+    pub day: Date,
+    pub visits: u64,
+    pub conversions: u64,
+    pub sessions: Vec<u8>,
+}
+
+/// Page views of a path on a day (table `pageview_days`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PathDayRow {
+    pub client_id: String,
+    pub day: Date,
+    pub path: String,
+    pub pageviews: u64,
+}
+
+/// A counted conversion with its attribution (table `campaign_conversions`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConversionRow {
+    pub client_id: String,
+    pub entry_id: String,
+    pub campaign_id: String,
+    pub day: Date,
+    pub ts: i64,
+    /// `own`, `session`, `link` or `none`.
+    pub attribution: &'static str,
+    pub source: Option<String>,
+    pub medium: Option<String>,
+    pub campaign: Option<String>,
+    pub link_id: Option<String>,
+    pub webinar_id: Option<String>,
+    pub session_id: Option<String>,
+    pub visit_before: bool,
+}
+
+/// A session's number in its client's bitmaps (table `campaign_sessions`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionRow {
+    pub client_id: String,
+    pub session_id: String,
+    pub number: u32,
+}
+
+/// Campaign rows to write: changed day rows and new conversions and
+/// sessions. Rows hold absolute values; writing one twice changes nothing.
+#[derive(Debug, Clone, Default)]
+pub struct CampaignRows {
+    pub campaign_days: Vec<CampaignDayRow>,
+    pub client_days: Vec<ClientDayRow>,
+    pub link_days: Vec<LinkDayRow>,
+    pub path_days: Vec<PathDayRow>,
+    pub conversions: Vec<ConversionRow>,
+    pub sessions: Vec<SessionRow>,
+}
+
+impl CampaignRows {
+    pub fn is_empty(&self) -> bool {
+        self.rows() == 0
+    }
+
+    pub fn rows(&self) -> usize {
+        self.campaign_days.len()
+            + self.client_days.len()
+            + self.link_days.len()
+            + self.path_days.len()
+            + self.conversions.len()
+            + self.sessions.len()
+    }
+
+    /// Adds later rows: a day row replaces the same day's earlier one.
+    pub fn merge(&mut self, later: CampaignRows) {
+        fn merge_by<T, K: PartialEq>(into: &mut Vec<T>, later: Vec<T>, key: impl Fn(&T) -> K) {
+            for row in later {
+                match into.iter_mut().find(|r| key(r) == key(&row)) {
+                    Some(old) => *old = row,
+                    None => into.push(row),
+                }
+            }
+        }
+        merge_by(&mut self.campaign_days, later.campaign_days, |r| {
+            (r.client_id.clone(), r.campaign_id.clone(), r.day)
+        });
+        merge_by(&mut self.client_days, later.client_days, |r| {
+            (r.client_id.clone(), r.day)
+        });
+        merge_by(&mut self.link_days, later.link_days, |r| {
+            (r.client_id.clone(), r.link_id.clone(), r.day)
+        });
+        merge_by(&mut self.path_days, later.path_days, |r| {
+            (r.client_id.clone(), r.path.clone(), r.day)
+        });
+        self.conversions.extend(later.conversions);
+        self.sessions.extend(later.sessions);
+    }
+}
+
+fn bitmap_bytes(set: Option<&RoaringBitmap>) -> Vec<u8> {
+    let empty = RoaringBitmap::new();
+    let set = set.unwrap_or(&empty);
+    let mut out = Vec::with_capacity(set.serialized_size());
+    set.serialize_into(&mut out)
+        .expect("writing to a Vec cannot fail");
+    out
+}
+
+/// The set a serialized bitmap holds (for readers of the stored rows).
+pub fn bitmap_from_bytes(bytes: &[u8]) -> std::io::Result<RoaringBitmap> {
+    RoaringBitmap::deserialize_from(bytes)
 }
 
 fn add_once(days: &mut BTreeMap<Date, Vec<u32>>, day: Date, v: u32) {
@@ -289,8 +464,76 @@ impl Client {
                 last_visit: i64::MIN,
                 ..Session::default()
             });
+            self.new_sessions.push(sid);
         }
         sid
+    }
+
+    fn mark(&mut self, d: Dirty) {
+        self.dirty.insert(d);
+    }
+
+    /// The changed rows, and conversions and sessions new since last time.
+    fn take_rows(&mut self, client_id: &str, rows: &mut CampaignRows) {
+        let id = client_id.to_owned();
+        for d in self.dirty.drain() {
+            match d {
+                Dirty::Campaign(c, day) => {
+                    let days = &self.campaigns[&c];
+                    let cov = days.coverage.get(&day);
+                    let set = days.visits.get(&day);
+                    rows.campaign_days.push(CampaignDayRow {
+                        client_id: id.clone(),
+                        campaign_id: self.names.name(c).to_owned(),
+                        day,
+                        visits: set.map_or(0, |s| s.len()),
+                        conversions: days.conversions.get(&day).copied().unwrap_or(0),
+                        bot_visits: days.bot_visits.get(&day).copied().unwrap_or(0),
+                        pageviews: cov.map_or(0, |c| c.pageviews),
+                        covered_pageviews: cov.map_or(0, |c| c.covered),
+                        sessions: bitmap_bytes(set),
+                    });
+                }
+                Dirty::Client(day) => {
+                    let (set, links) = (self.visits.get(&day), self.link_visits.get(&day));
+                    rows.client_days.push(ClientDayRow {
+                        client_id: id.clone(),
+                        day,
+                        visits: set.map_or(0, |s| s.len()),
+                        link_visits: links.map_or(0, |s| s.len()),
+                        conversions: self.conversions_by_day.get(&day).copied().unwrap_or(0),
+                        sessions: bitmap_bytes(set),
+                        link_sessions: bitmap_bytes(links),
+                    });
+                }
+                Dirty::Link(l, day) => {
+                    let link = &self.links[&l];
+                    let set = link.visits.get(&day);
+                    rows.link_days.push(LinkDayRow {
+                        client_id: id.clone(),
+                        link_id: self.names.name(l).to_owned(),
+                        day,
+                        visits: set.map_or(0, |s| s.len()),
+                        conversions: link.conversions.get(&day).copied().unwrap_or(0),
+                        sessions: bitmap_bytes(set),
+                    });
+                }
+                Dirty::Path(p, day) => rows.path_days.push(PathDayRow {
+                    client_id: id.clone(),
+                    day,
+                    path: self.names.name(p).to_owned(),
+                    pageviews: self.paths[&day][&p],
+                }),
+            }
+        }
+        for sid in self.new_sessions.drain(..) {
+            rows.sessions.push(SessionRow {
+                client_id: id.clone(),
+                session_id: self.session_ids.name(sid).to_owned(),
+                number: sid,
+            });
+        }
+        rows.conversions.append(&mut self.new_conversions);
     }
 
     fn utm(&mut self, utm: &Utm<'_>) -> Option<UtmKey> {
@@ -326,6 +569,9 @@ pub struct Campaigns {
     clients: HashMap<Box<str>, Client>,
     /// Applied order of the records, for ties.
     seq: u64,
+    /// Clients with rows changed since [`Campaigns::take_rows`].
+    #[serde(skip)]
+    touched: hashbrown::HashSet<Box<str>>,
     /// The local day last looked up: `[start, end)` and its date.
     #[serde(skip)]
     day_cache: Option<(i64, i64, Date)>,
@@ -338,6 +584,7 @@ impl Campaigns {
             window_ms: i64::from(config.window_days) * DAY_MS,
             clients: HashMap::new(),
             seq: 0,
+            touched: hashbrown::HashSet::new(),
             day_cache: None,
         }
     }
@@ -382,7 +629,21 @@ impl Campaigns {
     }
 
     fn client(&mut self, id: &str) -> &mut Client {
+        if !self.touched.contains(id) {
+            self.touched.insert(id.into());
+        }
         self.clients.entry_ref(id).or_default()
+    }
+
+    /// Rows changed since the last call, with new conversions and sessions.
+    pub fn take_rows(&mut self) -> CampaignRows {
+        let mut rows = CampaignRows::default();
+        for id in std::mem::take(&mut self.touched) {
+            if let Some(client) = self.clients.get_mut(&id) {
+                client.take_rows(&id, &mut rows);
+            }
+        }
+        rows
     }
 
     fn next_seq(&mut self) -> u64 {
@@ -398,10 +659,15 @@ impl Campaigns {
         let seq = self.next_seq();
         let client = self.client(&v.client_id);
         let (campaign, days) = client.campaign(&v.campaign_id);
-        if is_bot(v.user_agent.as_deref()) {
+        let bot = is_bot(v.user_agent.as_deref());
+        if bot {
             *days.bot_visits.entry(day).or_default() += 1;
+        }
+        client.mark(Dirty::Campaign(campaign, day));
+        if bot {
             return;
         }
+        client.mark(Dirty::Client(day));
         let sid = client.session(&v.session_id);
         let (_, days) = client.campaign(&v.campaign_id);
         if days.visits.entry(day).or_default().insert(sid)
@@ -435,6 +701,7 @@ impl Campaigns {
                 horizon,
             );
             client.link_visits.entry(day).or_default().insert(sid);
+            client.mark(Dirty::Link(link, day));
             let rec = client.links.entry(link).or_default();
             rec.visits.entry(day).or_default().insert(sid);
             if rec.first_utm.is_none() {
@@ -458,11 +725,14 @@ impl Campaigns {
             .or_default()
             .entry(path)
             .or_default() += 1;
+        client.mark(Dirty::Path(path, day));
         let Some(campaign_id) = &p.campaign_id else {
             return;
         };
         let sid = p.session_id.as_deref().map(|s| client.session(s));
-        let (_, days) = client.campaign(campaign_id);
+        let (campaign, _) = client.campaign(campaign_id);
+        client.mark(Dirty::Campaign(campaign, day));
+        let days = client.campaigns.get_mut(&campaign).expect("made above");
         let coverage = days.coverage.entry(day).or_default();
         coverage.pageviews += 1;
         if let Some(sid) = sid {
@@ -492,9 +762,11 @@ impl Campaigns {
         let window_ms = self.window_ms;
         let client = self.client(&c.client_id);
         let (campaign, _) = client.campaign(&c.campaign_id);
+        client.mark(Dirty::Campaign(campaign, day));
         if client.entries.contains(&*c.entry_id) {
             return;
         }
+        client.mark(Dirty::Client(day));
         client.entries.insert(c.entry_id.as_ref().into());
         let since = ts.saturating_sub(window_ms);
         let session = c
@@ -530,9 +802,41 @@ impl Campaigns {
         if webinar != NONE {
             add_once(&mut client.webinars, day, webinar);
         }
+        *client.conversions_by_day.entry(day).or_default() += 1;
+        *client
+            .campaigns
+            .get_mut(&campaign)
+            .expect("made above")
+            .conversions
+            .entry(day)
+            .or_default() += 1;
         if link != NONE {
-            client.links.entry(link).or_default();
+            *client
+                .links
+                .entry(link)
+                .or_default()
+                .conversions
+                .entry(day)
+                .or_default() += 1;
+            client.mark(Dirty::Link(link, day));
         }
+        let name = |i: u32| (i != NONE).then(|| client.names.name(i).to_owned());
+        let row = ConversionRow {
+            client_id: c.client_id.to_string(),
+            entry_id: c.entry_id.to_string(),
+            campaign_id: c.campaign_id.to_string(),
+            day,
+            ts,
+            attribution: how.as_str(),
+            source: name(utm.source),
+            medium: name(utm.medium),
+            campaign: name(utm.campaign),
+            link_id: name(link),
+            webinar_id: c.webinar_id.as_deref().map(str::to_owned),
+            session_id: c.session_id.as_deref().map(str::to_owned),
+            visit_before,
+        };
+        client.new_conversions.push(row);
         client.conversions.push(Counted {
             day,
             campaign,
@@ -838,6 +1142,41 @@ impl CampaignView {
                 "visit_coverage": pct(covered, pageviews),
             },
         })
+    }
+
+    /// Every campaign's counters (visits, conversions, bot visits, page
+    /// views) on the local days from the one holding `since_ms` on (for
+    /// rebuilding the cache).
+    pub fn counters_since(&self, since_ms: i64) -> Vec<(String, String, Date, [u64; 4])> {
+        let state = self.read();
+        let from = Timestamp::from_millisecond(since_ms.max(0))
+            .map(|t| t.to_zoned(state.tz().clone()).date())
+            .unwrap_or(Date::MIN);
+        let mut out = Vec::new();
+        for (id, client) in &state.clients {
+            for (c, days) in &client.campaigns {
+                let mut dates: Vec<Date> = days.visits.range(from..).map(|(d, _)| *d).collect();
+                dates.extend(days.bot_visits.range(from..).map(|(d, _)| *d));
+                dates.extend(days.conversions.range(from..).map(|(d, _)| *d));
+                dates.extend(days.coverage.range(from..).map(|(d, _)| *d));
+                dates.sort_unstable();
+                dates.dedup();
+                for d in dates {
+                    out.push((
+                        id.to_string(),
+                        client.names.name(*c).to_owned(),
+                        d,
+                        [
+                            days.visits.get(&d).map_or(0, |s| s.len()),
+                            days.conversions.get(&d).copied().unwrap_or(0),
+                            days.bot_visits.get(&d).copied().unwrap_or(0),
+                            days.coverage.get(&d).map_or(0, |c| c.pageviews),
+                        ],
+                    ));
+                }
+            }
+        }
+        out
     }
 
     /// The webinars named on the client's visits and counted conversions in

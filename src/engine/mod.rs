@@ -319,6 +319,11 @@ impl Engine {
         Ok(engine)
     }
 
+    /// Campaign rows changed since the last call (for the store).
+    pub fn take_campaign_rows(&mut self) -> campaign::CampaignRows {
+        self.campaigns_mut().take_rows()
+    }
+
     /// A read handle on the campaign state (DESIGN §4, §6).
     pub fn campaigns(&self) -> CampaignView {
         CampaignView(self.campaigns.clone())
