@@ -39,6 +39,50 @@ fn events() -> Vec<String> {
                 r#"{{"type":"presence","webinar_id":"w-{w}","viewer_id":"u-{v}","action":"{action}","ts":{ts}}}"#
             )));
         }
+        // Campaign traffic of two clients: visits (some by a crawler, some
+        // with a link or a UTM), page views carrying UTMs, conversions with
+        // repeated entries, and redelivered ids.
+        for k in 0..6u64 {
+            let ts = T0 + step * 1000 + rand(1000) as i64;
+            let (client, campaign) = (k % 2, rand(3));
+            let session = rand(40);
+            let id = step as u64 * 6 + k;
+            let line = match rand(4) {
+                0 | 1 => {
+                    let ua = if rand(10) == 0 {
+                        "Googlebot/2.1"
+                    } else {
+                        "Mozilla/5.0"
+                    };
+                    let link = if rand(2) == 0 {
+                        format!(r#","link_id":"l-{}""#, rand(4))
+                    } else {
+                        String::new()
+                    };
+                    let utm = match rand(3) {
+                        0 => r#","utm":{"source":"news","medium":"email"}"#.to_owned(),
+                        1 => format!(r#","utm":{{"source":"ads-{}"}}"#, rand(2)),
+                        _ => String::new(),
+                    };
+                    format!(
+                        r#"{{"type":"visit","id":"v-{id}","client_id":"c-{client}","campaign_id":"k-{campaign}","session_id":"s-{session}","webinar_id":"w-{campaign}","user_agent":"{ua}"{link}{utm},"ts":{ts}}}"#
+                    )
+                }
+                2 => format!(
+                    r#"{{"type":"pageview","id":"p-{id}","client_id":"c-{client}","campaign_id":"k-{campaign}","session_id":"s-{session}","path":"/p/{}","query":"utm_source=kakao&utm_medium=social+ad","ts":{ts}}}"#,
+                    rand(5)
+                ),
+                _ => format!(
+                    r#"{{"type":"conversion","id":"c-{id}","client_id":"c-{client}","campaign_id":"k-{campaign}","entry_id":"e-{}","session_id":"s-{session}","webinar_id":"w-{campaign}","ts":{ts}}}"#,
+                    rand(60)
+                ),
+            };
+            // Now and then the same event is delivered again.
+            if rand(8) == 0 {
+                out.push((ts, line.clone()));
+            }
+            out.push((ts, line));
+        }
     }
     out.sort();
     out.into_iter().map(|(_, e)| e).collect()
@@ -163,11 +207,22 @@ async fn post(client: &reqwest::Client, s: &Service, token: &str, chunk: &[Strin
     assert_eq!(r.status(), 202);
 }
 
+/// The stored rows: presence buckets as replay lines, then campaign rows.
 async fn rows(dir: &Path, parts: Parts<'_>) -> Vec<String> {
     let store = match parts.postgres {
         Some(url) => Store::connect(url).await.unwrap(),
         None => Store::embedded(dir).await.unwrap(),
     };
+    let mut rows = presence_rows(&store).await;
+    rows.extend(store.campaign_dump().await.unwrap());
+    rows
+}
+
+fn is_presence_row(row: &str) -> bool {
+    row.starts_with('{')
+}
+
+async fn presence_rows(store: &Store) -> Vec<String> {
     store
         .all_presence()
         .await
@@ -245,14 +300,16 @@ async fn sigkill_at_any_moment_then_restart_yields_the_uninterrupted_buckets() {
         log.extend(std::fs::read(f).unwrap());
     }
     let text = String::from_utf8(log.clone()).unwrap();
-    let logged = text.lines().filter(|l| l.contains("\"presence\"")).count();
+    let logged = text.lines().filter(|l| !l.contains("\"tick\"")).count();
     assert_eq!(
         logged,
         events.len(),
         "each acknowledged event logged exactly once"
     );
+    let campaign_rows = interrupted.iter().filter(|r| !is_presence_row(r)).count();
+    assert!(campaign_rows > 100, "{campaign_rows} campaign rows");
     let (replayed, summary) = replay(&log);
-    for row in &interrupted {
+    for row in interrupted.iter().filter(|r| is_presence_row(r)) {
         assert!(
             replayed.contains(row),
             "stored row not in the replay: {row}"
@@ -354,14 +411,25 @@ async fn with_jetstream_and_postgres_sigkills_leave_the_uninterrupted_rows() {
 
     // The stream holds every posted event once; replaying it gives the rows.
     let mut log = Vec::new();
-    let mut presence = 0;
+    let mut stored = 0;
     for m in stream_messages(NATS_URL, &rough_nats.stream).await {
-        presence += usize::from(m.subject.contains(".presence."));
+        stored += usize::from(!m.subject.ends_with(".tick"));
         log.extend_from_slice(&m.payload);
         log.push(b'\n');
     }
-    assert_eq!(presence, events.len(), "each posted event stored once");
+    let distinct: std::collections::HashSet<&String> = events.iter().collect();
+    assert!(distinct.len() < events.len(), "some events are redelivered");
+    assert_eq!(
+        stored,
+        distinct.len(),
+        "each posted event stored once (a redelivered id once)"
+    );
+
     let (replayed, _) = replay(&log);
+    let interrupted: Vec<String> = interrupted
+        .into_iter()
+        .filter(|r| is_presence_row(r))
+        .collect();
     for row in &interrupted {
         assert!(
             replayed.contains(row),
