@@ -10,8 +10,12 @@
 //!   of its own.
 //!   - [`engine::presence`] — one webinar's viewer intervals and open windows.
 //!   - [`engine::bucket`] — the emitted statistics and their replay format.
+//!   - [`engine::campaign`] — visits, conversions, page views and
+//!     attribution per client, and the campaign answers of DESIGN §6.
 //! - [`replay`] — `eventflow replay`: a log file in, final buckets out, in
 //!   bounded memory.
+//! - [`restore`] — `eventflow restore`: logs (ours, or the web app's
+//!   page-view log) into the stores, as a replay computes them.
 //! - The service, around the engine:
 //!   - [`config`] — layered settings (DESIGN §10).
 //!   - [`eventlog`] — the local event log with group commit: the source of
@@ -44,5 +48,6 @@ pub mod metrics;
 pub mod nats;
 pub mod pipeline;
 pub mod replay;
+pub mod restore;
 pub mod store;
 pub mod util;

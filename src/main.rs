@@ -43,6 +43,17 @@ enum Command {
     /// goes to stderr; invalid lines are counted and described, never fatal
     /// unless --strict.
     Replay(ReplayArgs),
+    /// Load event logs into the configured stores, with their historical
+    /// timestamps, exactly as a replay computes them.
+    ///
+    /// Reads our JSON Lines logs (plain or gzip) and the web app's page-view
+    /// log (logs/pageviews/YYYY-MM-DD.jsonl) as one stream merged by ts
+    /// (each file in its own order, ties in argument order), closes
+    /// everything at the end, and writes the rows with idempotent upserts:
+    /// restoring the same files twice changes nothing. A summary goes to
+    /// stderr; invalid lines are counted and named, never fatal unless
+    /// --strict.
+    Restore(RestoreArgs),
     /// Apply the store's migrations and exit.
     Migrate,
     /// Mint a read token signed with auth.secret.
@@ -62,6 +73,16 @@ struct ReplayArgs {
     /// How far behind its clock an event may be before it counts as late.
     #[arg(long, default_value_t = EngineConfig::default().late_ms)]
     late_ms: i64,
+    /// Exit with status 1 if any line is invalid.
+    #[arg(long)]
+    strict: bool,
+}
+
+#[derive(Args)]
+struct RestoreArgs {
+    /// The logs to load.
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
     /// Exit with status 1 if any line is invalid.
     #[arg(long)]
     strict: bool,
@@ -120,6 +141,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{}", Signer::new(secret.as_bytes()).mint(scope, now + ttl));
             Ok(ExitCode::SUCCESS)
         }
+        Command::Restore(args) => {
+            let settings = Settings::load(cli.config.as_deref())?;
+            runtime()?.block_on(restore_command(settings, args))
+        }
         Command::Migrate => {
             let settings = Settings::load(cli.config.as_deref())?;
             runtime()?.block_on(async {
@@ -170,6 +195,37 @@ fn replay_command(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         ..ReplayOptions::default()
     };
     let summary = replay::replay(input, io::stdout().lock(), &opts)?;
+    eprint!("{summary}");
+    Ok(if args.strict && summary.invalid > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+async fn restore_command(settings: Settings, args: RestoreArgs) -> anyhow::Result<ExitCode> {
+    let store = match &settings.postgres.url {
+        Some(url) => Store::connect(url)
+            .await
+            .context("connecting to Postgres")?,
+        None => Store::embedded(&settings.data.dir)
+            .await
+            .context("opening the embedded store")?,
+    };
+    store.migrate().await.context("applying migrations")?;
+    let bar = indicatif::ProgressBar::new(eventflow::restore::total_bytes(&args.files));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "restore {bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .expect("a valid template"),
+    );
+    let summary = eventflow::restore::restore(&store, settings.engine(), &args.files, |bytes| {
+        bar.set_position(bytes)
+    })
+    .await;
+    bar.finish_and_clear();
+    let summary = summary?;
     eprint!("{summary}");
     Ok(if args.strict && summary.invalid > 0 {
         ExitCode::from(1)

@@ -136,27 +136,27 @@ impl Summary {
     }
 }
 
-enum Line<'a> {
+pub(crate) enum Line<'a> {
     Text(&'a [u8]),
     /// A line over the size limit, skipped without being kept; its length.
     TooLong(usize),
 }
 
 /// Newline-separated lines, each at most one event long in memory.
-struct Lines<R> {
+pub(crate) struct Lines<R> {
     reader: R,
     buf: Vec<u8>,
 }
 
 impl<R: BufRead> Lines<R> {
-    fn new(reader: R) -> Self {
+    pub(crate) fn new(reader: R) -> Self {
         Lines {
             reader,
             buf: Vec::with_capacity(MAX_EVENT_BYTES + 2),
         }
     }
 
-    fn next_line(&mut self) -> io::Result<Option<Line<'_>>> {
+    pub(crate) fn next_line(&mut self) -> io::Result<Option<Line<'_>>> {
         self.buf.clear();
         let mut len = 0usize;
         let mut any = false;

@@ -307,7 +307,24 @@ impl Store {
             .collect()
     }
 
+    /// The numbers of a client's sessions, in number order.
+    pub async fn campaign_sessions(
+        &self,
+        client_id: &str,
+    ) -> Result<Vec<(u32, String)>, sqlx::Error> {
+        sqlx::query(
+            "SELECT number, session_id FROM campaign_sessions WHERE client_id = $1 ORDER BY number",
+        )
+        .bind(client_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get::<i64, _>(0)? as u32, r.try_get(1)?)))
+        .collect()
+    }
+
     /// The saved position of a source.
+
     pub async fn position(&self, source: &str) -> Result<Option<String>, sqlx::Error> {
         sqlx::query("SELECT position FROM source_positions WHERE source = $1")
             .bind(source)

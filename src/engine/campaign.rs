@@ -635,6 +635,32 @@ impl Campaigns {
         self.clients.entry_ref(id).or_default()
     }
 
+    /// Numbers sessions as a store already does (see
+    /// [`Engine::seed_campaign_sessions`](super::Engine::seed_campaign_sessions)).
+    pub fn seed_sessions(
+        &mut self,
+        client_id: &str,
+        numbers: Vec<(u32, String)>,
+    ) -> Result<(), String> {
+        let client = self.clients.entry_ref(client_id).or_default();
+        for (number, session) in numbers {
+            if number as usize != client.sessions.len() {
+                return Err(format!(
+                    "session numbers must run 0, 1, 2, ... (found {number} where {} was expected)",
+                    client.sessions.len()
+                ));
+            }
+            if client.session_ids.id(&session) != number {
+                return Err(format!("session {session:?} has two numbers"));
+            }
+            client.sessions.push(Session {
+                last_visit: i64::MIN,
+                ..Session::default()
+            });
+        }
+        Ok(())
+    }
+
     /// Rows changed since the last call, with new conversions and sessions.
     pub fn take_rows(&mut self) -> CampaignRows {
         let mut rows = CampaignRows::default();

@@ -319,7 +319,18 @@ impl Engine {
         Ok(engine)
     }
 
+    /// Gives a client's sessions the numbers a store already holds for them
+    /// (`numbers` in order 0, 1, 2, ...), before any of its events apply.
+    pub fn seed_campaign_sessions(
+        &mut self,
+        client_id: &str,
+        numbers: Vec<(u32, String)>,
+    ) -> Result<(), String> {
+        self.campaigns_mut().seed_sessions(client_id, numbers)
+    }
+
     /// Campaign rows changed since the last call (for the store).
+
     pub fn take_campaign_rows(&mut self) -> campaign::CampaignRows {
         self.campaigns_mut().take_rows()
     }

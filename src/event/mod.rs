@@ -336,7 +336,18 @@ impl<'a> Event<'a> {
         }
     }
 
+    /// The client an event names, if any.
+    pub fn client_id(&self) -> Option<&str> {
+        match self {
+            Event::Visit(e) => Some(&e.client_id),
+            Event::Conversion(e) => Some(&e.client_id),
+            Event::Pageview(e) => e.client_id.as_deref(),
+            _ => None,
+        }
+    }
+
     /// The optional idempotency `id`.
+
     pub fn id(&self) -> Option<&str> {
         match self {
             Event::Presence(e) => e.id.as_deref(),
