@@ -324,7 +324,6 @@ impl Store {
     }
 
     /// The saved position of a source.
-
     pub async fn position(&self, source: &str) -> Result<Option<String>, sqlx::Error> {
         sqlx::query("SELECT position FROM source_positions WHERE source = $1")
             .bind(source)

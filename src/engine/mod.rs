@@ -330,7 +330,6 @@ impl Engine {
     }
 
     /// Campaign rows changed since the last call (for the store).
-
     pub fn take_campaign_rows(&mut self) -> campaign::CampaignRows {
         self.campaigns_mut().take_rows()
     }

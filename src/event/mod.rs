@@ -347,7 +347,6 @@ impl<'a> Event<'a> {
     }
 
     /// The optional idempotency `id`.
-
     pub fn id(&self) -> Option<&str> {
         match self {
             Event::Presence(e) => e.id.as_deref(),
