@@ -34,6 +34,9 @@ CREATE TABLE client_days (
     conversions    BIGINT  NOT NULL,
     sessions       BYTEA   NOT NULL,
     link_sessions  BYTEA   NOT NULL,
+    -- webinars named on the day's non-bot visits and counted conversions,
+    -- comma-separated in order
+    webinars       TEXT    NOT NULL,
     PRIMARY KEY (client_id, day)
 );
 
@@ -79,6 +82,13 @@ CREATE TABLE campaign_conversions (
     PRIMARY KEY (client_id, entry_id)
 );
 CREATE INDEX campaign_conversions_by_day ON campaign_conversions (client_id, day);
+
+-- Each `eventflow restore` into this store; a service absorbs restored
+-- rows it does not hold when it starts after one.
+CREATE TABLE campaign_restores (
+    id           BIGINT  NOT NULL PRIMARY KEY,
+    finished_at  BIGINT  NOT NULL
+);
 
 -- The number of each session in its client's bitmaps.
 CREATE TABLE campaign_sessions (

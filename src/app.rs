@@ -126,6 +126,9 @@ impl Application {
             None => (Engine::new(settings.engine())?, start),
         };
 
+        let mut engine = engine;
+        absorb_restores(&store, &mut engine).await;
+
         let (signer, secret_generated) = match &settings.auth.secret {
             Some(secret) => (Signer::new(secret.as_bytes()), false),
             None => (Signer::random(), true),
@@ -437,6 +440,32 @@ impl Application {
             );
         }
         served
+    }
+}
+
+/// Takes into the engine the campaign rows `eventflow restore` wrote into
+/// the store since the engine last looked (restored history the service
+/// never applied). A store that does not answer is looked at again at the
+/// next start.
+async fn absorb_restores(store: &Store, engine: &mut Engine) {
+    let latest = match store.campaign_restore_id().await {
+        Ok(id) => id,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not look for restored campaign rows; they are taken in at the next start");
+            return;
+        }
+    };
+    if latest <= engine.restored_through() {
+        return;
+    }
+    match store.campaign_rows().await {
+        Ok(rows) => {
+            let taken = engine.absorb_restored(latest, rows);
+            tracing::info!(rows = taken, "took in restored campaign rows");
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read restored campaign rows; they are taken in at the next start")
+        }
     }
 }
 

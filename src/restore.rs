@@ -269,6 +269,10 @@ pub async fn restore(
     }
     engine.finish();
     summary.rows += write(store, &mut engine).await?;
+    store
+        .record_campaign_restore(jiff::Timestamp::now().as_millisecond())
+        .await
+        .context("recording the restore")?;
     progress(bytes_read.load(Ordering::Relaxed));
     Ok(summary)
 }

@@ -307,6 +307,146 @@ impl Store {
             .collect()
     }
 
+    /// The latest `eventflow restore` into this store (0: none).
+    pub async fn campaign_restore_id(&self) -> Result<i64, sqlx::Error> {
+        sqlx::query("SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT) FROM campaign_restores")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)
+    }
+
+    /// Records a finished restore; returns its number.
+    pub async fn record_campaign_restore(&self, now_ms: i64) -> Result<i64, sqlx::Error> {
+        let id = self.campaign_restore_id().await? + 1;
+        sqlx::query("INSERT INTO campaign_restores (id, finished_at) VALUES ($1, $2)")
+            .bind(id)
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(id)
+    }
+
+    /// Every campaign row, as the engine takes them in
+    /// ([`Engine::absorb_restored`](crate::engine::Engine::absorb_restored));
+    /// sessions in client and number order.
+    pub async fn campaign_rows(&self) -> Result<CampaignRows, sqlx::Error> {
+        use crate::engine::campaign::{
+            CampaignDayRow, ClientDayRow, ConversionRow, LinkDayRow, PathDayRow, SessionRow,
+        };
+        let date = |s: String| -> Result<jiff::civil::Date, sqlx::Error> {
+            s.parse().map_err(|e| sqlx::Error::Decode(Box::new(e)))
+        };
+        let n = |r: &AnyRow, i: usize| -> Result<u64, sqlx::Error> {
+            Ok(r.try_get::<i64, _>(i)? as u64)
+        };
+        let mut rows = CampaignRows::default();
+        for r in sqlx::query(
+            "SELECT client_id, campaign_id, day, visits, conversions, bot_visits, pageviews, \
+             covered_pageviews, sessions FROM campaign_days",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        {
+            rows.campaign_days.push(CampaignDayRow {
+                client_id: r.try_get(0)?,
+                campaign_id: r.try_get(1)?,
+                day: date(r.try_get(2)?)?,
+                visits: n(&r, 3)?,
+                conversions: n(&r, 4)?,
+                bot_visits: n(&r, 5)?,
+                pageviews: n(&r, 6)?,
+                covered_pageviews: n(&r, 7)?,
+                sessions: r.try_get(8)?,
+            });
+        }
+        for r in sqlx::query(
+            "SELECT client_id, day, visits, link_visits, conversions, sessions, link_sessions, webinars \
+             FROM client_days",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        {
+            let webinars: String = r.try_get(7)?;
+            rows.client_days.push(ClientDayRow {
+                client_id: r.try_get(0)?,
+                day: date(r.try_get(1)?)?,
+                visits: n(&r, 2)?,
+                link_visits: n(&r, 3)?,
+                conversions: n(&r, 4)?,
+                sessions: r.try_get(5)?,
+                link_sessions: r.try_get(6)?,
+                webinars: webinars
+                    .split(',')
+                    .filter(|w| !w.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+            });
+        }
+        for r in sqlx::query(
+            "SELECT client_id, link_id, day, visits, conversions, sessions FROM link_days",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        {
+            rows.link_days.push(LinkDayRow {
+                client_id: r.try_get(0)?,
+                link_id: r.try_get(1)?,
+                day: date(r.try_get(2)?)?,
+                visits: n(&r, 3)?,
+                conversions: n(&r, 4)?,
+                sessions: r.try_get(5)?,
+            });
+        }
+        for r in sqlx::query("SELECT client_id, day, path, pageviews FROM pageview_days")
+            .fetch_all(&self.pool)
+            .await?
+        {
+            rows.path_days.push(PathDayRow {
+                client_id: r.try_get(0)?,
+                day: date(r.try_get(1)?)?,
+                path: r.try_get(2)?,
+                pageviews: n(&r, 3)?,
+            });
+        }
+        for r in sqlx::query(
+            "SELECT client_id, entry_id, campaign_id, day, ts, attribution, utm_source, utm_medium, \
+             utm_campaign, link_id, webinar_id, session_id, CAST(CAST(visit_before AS INTEGER) AS BIGINT) \
+             FROM campaign_conversions ORDER BY ts",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        {
+            rows.conversions.push(ConversionRow {
+                client_id: r.try_get(0)?,
+                entry_id: r.try_get(1)?,
+                campaign_id: r.try_get(2)?,
+                day: date(r.try_get(3)?)?,
+                ts: r.try_get(4)?,
+                attribution: r.try_get(5)?,
+                source: r.try_get(6)?,
+                medium: r.try_get(7)?,
+                campaign: r.try_get(8)?,
+                link_id: r.try_get(9)?,
+                webinar_id: r.try_get(10)?,
+                session_id: r.try_get(11)?,
+                visit_before: r.try_get::<i64, _>(12)? != 0,
+            });
+        }
+        for r in sqlx::query(
+            "SELECT client_id, number, session_id FROM campaign_sessions ORDER BY client_id, number",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        {
+            rows.sessions.push(SessionRow {
+                client_id: r.try_get(0)?,
+                number: r.try_get::<i64, _>(1)? as u32,
+                session_id: r.try_get(2)?,
+            });
+        }
+        Ok(rows)
+    }
+
     /// The numbers of a client's sessions, in number order.
     pub async fn campaign_sessions(
         &self,
@@ -364,10 +504,10 @@ async fn write_campaigns(
     for r in &rows.client_days {
         sqlx::query(
             "INSERT INTO client_days (client_id, day, visits, link_visits, conversions, sessions, \
-             link_sessions) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (client_id, day) DO UPDATE \
-             SET visits = excluded.visits, link_visits = excluded.link_visits, \
+             link_sessions, webinars) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (client_id, day) \
+             DO UPDATE SET visits = excluded.visits, link_visits = excluded.link_visits, \
              conversions = excluded.conversions, sessions = excluded.sessions, \
-             link_sessions = excluded.link_sessions",
+             link_sessions = excluded.link_sessions, webinars = excluded.webinars",
         )
         .bind(&r.client_id)
         .bind(r.day.to_string())
@@ -376,6 +516,7 @@ async fn write_campaigns(
         .bind(count(r.conversions))
         .bind(&r.sessions)
         .bind(&r.link_sessions)
+        .bind(r.webinars.join(","))
         .execute(&mut **tx)
         .await?;
     }
@@ -423,7 +564,7 @@ async fn write_campaigns(
         .bind(&r.campaign_id)
         .bind(r.day.to_string())
         .bind(r.ts)
-        .bind(r.attribution)
+        .bind(&r.attribution)
         .bind(r.source.as_deref())
         .bind(r.medium.as_deref())
         .bind(r.campaign.as_deref())
@@ -484,14 +625,14 @@ impl Store {
             ));
         }
         for r in sqlx::query(
-            "SELECT client_id, day, visits, link_visits, conversions, sessions, link_sessions \
+            "SELECT client_id, day, visits, link_visits, conversions, sessions, link_sessions, webinars \
              FROM client_days ORDER BY client_id, day",
         )
         .fetch_all(&self.pool)
         .await?
         {
             out.push(format!(
-                "client_days {} {} visits={} link_visits={} conversions={} sessions=[{}] link_sessions=[{}]",
+                "client_days {} {} visits={} link_visits={} conversions={} sessions=[{}] link_sessions=[{}] webinars=[{}]",
                 r.try_get::<String, _>(0)?,
                 r.try_get::<String, _>(1)?,
                 r.try_get::<i64, _>(2)?,
@@ -499,6 +640,7 @@ impl Store {
                 r.try_get::<i64, _>(4)?,
                 sessions(r.try_get(5)?)?,
                 sessions(r.try_get(6)?)?,
+                r.try_get::<String, _>(7)?,
             ));
         }
         for r in sqlx::query(

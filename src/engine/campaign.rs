@@ -333,6 +333,8 @@ pub struct ClientDayRow {
     pub conversions: u64,
     pub sessions: Vec<u8>,
     pub link_sessions: Vec<u8>,
+    /// Webinars named on the day's non-bot visits and counted conversions.
+    pub webinars: Vec<String>,
 }
 
 /// One link's day (table `link_days`).
@@ -364,7 +366,7 @@ pub struct ConversionRow {
     pub day: Date,
     pub ts: i64,
     /// `own`, `session`, `link` or `none`.
-    pub attribution: &'static str,
+    pub attribution: String,
     pub source: Option<String>,
     pub medium: Option<String>,
     pub campaign: Option<String>,
@@ -504,6 +506,9 @@ impl Client {
                         conversions: self.conversions_by_day.get(&day).copied().unwrap_or(0),
                         sessions: bitmap_bytes(set),
                         link_sessions: bitmap_bytes(links),
+                        webinars: self.webinars.get(&day).map_or_else(Vec::new, |l| {
+                            l.iter().map(|w| self.names.name(*w).to_owned()).collect()
+                        }),
                     });
                 }
                 Dirty::Link(l, day) => {
@@ -569,6 +574,8 @@ pub struct Campaigns {
     clients: HashMap<Box<str>, Client>,
     /// Applied order of the records, for ties.
     seq: u64,
+    /// The last `eventflow restore` of the store absorbed.
+    restored_through: i64,
     /// Clients with rows changed since [`Campaigns::take_rows`].
     #[serde(skip)]
     touched: hashbrown::HashSet<Box<str>>,
@@ -584,6 +591,7 @@ impl Campaigns {
             window_ms: i64::from(config.window_days) * DAY_MS,
             clients: HashMap::new(),
             seq: 0,
+            restored_through: 0,
             touched: hashbrown::HashSet::new(),
             day_cache: None,
         }
@@ -659,6 +667,156 @@ impl Campaigns {
             });
         }
         Ok(())
+    }
+
+    /// The last restore whose rows were absorbed.
+    pub fn restored_through(&self) -> i64 {
+        self.restored_through
+    }
+
+    /// Takes in rows a store holds that this state does not: rows an
+    /// `eventflow restore` wrote for days, links, paths and conversions the
+    /// service never applied. Rows of keys already held are left alone (the
+    /// service's own are newer), and so are sessions whose number disagrees.
+    /// Returns how many rows were taken in.
+    pub fn absorb(&mut self, restore_id: i64, rows: CampaignRows) -> usize {
+        let mut taken = 0;
+        for s in rows.sessions {
+            let client = self.clients.entry_ref(s.client_id.as_str()).or_default();
+            if s.number as usize == client.sessions.len()
+                && client.session_ids.get(&s.session_id).is_none()
+            {
+                client.session_ids.id(&s.session_id);
+                client.sessions.push(Session {
+                    last_visit: i64::MIN,
+                    ..Session::default()
+                });
+                taken += 1;
+            } else if client.session_ids.get(&s.session_id) != Some(s.number) {
+                tracing::warn!(client = %s.client_id, session = %s.session_id, number = s.number,
+                    "a stored session number disagrees with the engine's; its restored days may count it apart");
+            }
+        }
+        let bitmap = |b: &[u8]| bitmap_from_bytes(b).unwrap_or_default();
+        for r in rows.campaign_days {
+            let client = self.clients.entry_ref(r.client_id.as_str()).or_default();
+            let c = client.names.id(&r.campaign_id);
+            let days = client.campaigns.entry(c).or_default();
+            let held = days.visits.contains_key(&r.day)
+                || days.bot_visits.contains_key(&r.day)
+                || days.conversions.contains_key(&r.day)
+                || days.coverage.contains_key(&r.day);
+            if held {
+                continue;
+            }
+            if r.visits > 0 {
+                days.visits.insert(r.day, bitmap(&r.sessions));
+            }
+            if r.bot_visits > 0 {
+                days.bot_visits.insert(r.day, r.bot_visits);
+            }
+            if r.conversions > 0 {
+                days.conversions.insert(r.day, r.conversions);
+            }
+            if r.pageviews > 0 {
+                days.coverage.insert(
+                    r.day,
+                    Coverage {
+                        pageviews: r.pageviews,
+                        covered: r.covered_pageviews,
+                    },
+                );
+            }
+            if r.visits > 0 || r.conversions > 0 {
+                add_once(&mut client.active_campaigns, r.day, c);
+            }
+            taken += 1;
+        }
+        for r in rows.client_days {
+            let client = self.clients.entry_ref(r.client_id.as_str()).or_default();
+            if client.visits.contains_key(&r.day) || client.conversions_by_day.contains_key(&r.day)
+            {
+                continue;
+            }
+            if r.visits > 0 {
+                client.visits.insert(r.day, bitmap(&r.sessions));
+            }
+            if r.link_visits > 0 {
+                client.link_visits.insert(r.day, bitmap(&r.link_sessions));
+            }
+            if r.conversions > 0 {
+                client.conversions_by_day.insert(r.day, r.conversions);
+            }
+            for w in &r.webinars {
+                let w = client.names.id(w);
+                add_once(&mut client.webinars, r.day, w);
+            }
+            taken += 1;
+        }
+        for r in rows.link_days {
+            let client = self.clients.entry_ref(r.client_id.as_str()).or_default();
+            let l = client.names.id(&r.link_id);
+            let link = client.links.entry(l).or_default();
+            if link.visits.contains_key(&r.day) || link.conversions.contains_key(&r.day) {
+                continue;
+            }
+            if r.visits > 0 {
+                link.visits.insert(r.day, bitmap(&r.sessions));
+            }
+            if r.conversions > 0 {
+                link.conversions.insert(r.day, r.conversions);
+            }
+            taken += 1;
+        }
+        for r in rows.path_days {
+            let client = self.clients.entry_ref(r.client_id.as_str()).or_default();
+            let p = client.names.id(&r.path);
+            let day = client.paths.entry(r.day).or_default();
+            if let hashbrown::hash_map::Entry::Vacant(e) = day.entry(p) {
+                e.insert(r.pageviews);
+                taken += 1;
+            }
+        }
+        for r in rows.conversions {
+            let client = self.clients.entry_ref(r.client_id.as_str()).or_default();
+            if client.entries.contains(r.entry_id.as_str()) {
+                continue;
+            }
+            client.entries.insert(r.entry_id.as_str().into());
+            let mut id = |v: &Option<String>| v.as_deref().map_or(NONE, |s| client.names.id(s));
+            let utm = UtmKey {
+                source: id(&r.source),
+                medium: id(&r.medium),
+                campaign: id(&r.campaign),
+            };
+            let (link, webinar) = (id(&r.link_id), id(&r.webinar_id));
+            let campaign = client.names.id(&r.campaign_id);
+            let how = match r.attribution.as_str() {
+                "own" => Source::Own,
+                "session" => Source::Session,
+                "link" => Source::Link,
+                _ => Source::None,
+            };
+            if webinar != NONE {
+                add_once(&mut client.webinars, r.day, webinar);
+            }
+            add_once(&mut client.active_campaigns, r.day, campaign);
+            if link != NONE {
+                client.links.entry(link).or_default();
+            }
+            client.conversions.push(Counted {
+                day: r.day,
+                campaign,
+                utm,
+                how,
+                link,
+                webinar,
+                visit_before: r.visit_before,
+            });
+            taken += 1;
+        }
+        self.restored_through = self.restored_through.max(restore_id);
+        taken
     }
 
     /// Rows changed since the last call, with new conversions and sessions.
@@ -853,7 +1011,7 @@ impl Campaigns {
             campaign_id: c.campaign_id.to_string(),
             day,
             ts,
-            attribution: how.as_str(),
+            attribution: how.as_str().to_owned(),
             source: name(utm.source),
             medium: name(utm.medium),
             campaign: name(utm.campaign),

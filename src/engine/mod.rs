@@ -329,6 +329,17 @@ impl Engine {
         self.campaigns_mut().seed_sessions(client_id, numbers)
     }
 
+    /// Takes in the rows of a store's restores up to `restore_id` (see
+    /// [`Campaigns::absorb`](campaign::Campaigns::absorb)); how many.
+    pub fn absorb_restored(&mut self, restore_id: i64, rows: campaign::CampaignRows) -> usize {
+        self.campaigns_mut().absorb(restore_id, rows)
+    }
+
+    /// The latest store restore absorbed (0: none).
+    pub fn restored_through(&self) -> i64 {
+        self.campaigns_read().restored_through()
+    }
+
     /// Campaign rows changed since the last call (for the store).
     pub fn take_campaign_rows(&mut self) -> campaign::CampaignRows {
         self.campaigns_mut().take_rows()

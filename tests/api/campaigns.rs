@@ -251,3 +251,53 @@ async fn bad_campaign_ranges_and_parameters_say_why() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_service_started_after_a_restore_reads_the_restored_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("pageviews.jsonl");
+    std::fs::write(
+        &log,
+        [
+            r#"{"timestamp":"2026-02-02T09:00:00Z","path":"/event/1","query":{"utm_source":"mail"},"session_id":"s-1","campaign_id":"k1","client_id":"c1","status":"logged"}"#,
+            r#"{"type":"visit","client_id":"c1","campaign_id":"k1","session_id":"s-1","ts":1770022860000}"#,
+            r#"{"type":"conversion","client_id":"c1","campaign_id":"k1","entry_id":"e-1","session_id":"s-1","ts":1770022920000}"#,
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_eventflow"))
+        .arg("restore")
+        .arg(&log)
+        .env("EVENTFLOW__DATA__DIR", dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let app = crate::helpers::spawn_app_in(dir, json!({})).await;
+    let (_, v) = app
+        .get("/api/clients/c1/campaigns/summary?from=2026-02-02&to=2026-02-02")
+        .await;
+    assert_eq!(v["total_conversions"], 1, "{v}");
+    assert_eq!(v["attribution"]["session"], 1, "{v}");
+    // The same session visits again today: one session over both days.
+    let today = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date();
+    let (status, _) = app
+        .post(
+            "/api/public/campaigns/k1/visit",
+            r#"{"client_id":"c1","session_id":"s-1"}"#,
+        )
+        .await;
+    assert_eq!(status, 202);
+    app.wait_applied().await;
+    let (_, v) = app
+        .get(&format!(
+            "/api/clients/c1/campaigns/k1/stats?from=2026-02-02&to={today}"
+        ))
+        .await;
+    assert_eq!(v["total"]["visits"], 1, "{v}");
+    assert_eq!(v["total"]["pageviews"], 1, "{v}");
+    assert_eq!(v["days"].as_array().unwrap().len(), 2, "{v}");
+    app.stop().await;
+}
