@@ -315,7 +315,7 @@ mod tests {
         assert_eq!(p.status, None);
         assert_eq!(p.webinar_id, None);
         assert_eq!(p.utm().source.as_deref(), Some("email"));
-        assert_eq!(p.query.as_deref(), Some("cid=ABC123&utm_source=email"));
+        assert_eq!(p.query.as_deref(), Some("utm_source=email&cid=ABC123"));
         let again = middleware_pageview(line).unwrap().unwrap();
         assert_eq!(json, again, "the same line, the same id");
         let other = middleware_pageview(text.replace("session-1", "session-2").as_bytes())
