@@ -28,6 +28,7 @@ use crate::live::LiveHub;
 use crate::metrics::Metrics;
 use crate::nats;
 use crate::pipeline::{self, EngineTask, Persisted, Reading, Source, SourcePos, StreamSource};
+use crate::spool::{self, Spool};
 use crate::store::Store;
 use crate::util::{Clock, system_clock};
 
@@ -62,15 +63,25 @@ impl Application {
         // The local log is the source of truth without NATS; with JetStream
         // the same machinery keeps the spool of events NATS could not take.
         let log = match nats_mode {
-            None => Some((settings.log_dir(), "event log")),
-            Some(NatsMode::Jetstream) => Some((settings.spool_dir(), "spool")),
-            Some(NatsMode::Core) => None,
-        }
-        .map(|(dir, what)| {
-            LogWriter::open(&dir, clock.clone(), metrics.clone())
-                .with_context(|| format!("opening the {what} in {}", dir.display()))
-        })
-        .transpose()?;
+            None => {
+                let dir = settings.log_dir();
+                Some(
+                    LogWriter::open(&dir, clock.clone(), metrics.clone())
+                        .with_context(|| format!("opening the event log in {}", dir.display()))?,
+                )
+            }
+            _ => None,
+        };
+        let spool = match nats_mode {
+            Some(NatsMode::Jetstream) => {
+                let dir = settings.spool_dir();
+                Some(Arc::new(
+                    Spool::open(&dir, clock.clone(), metrics.clone())
+                        .with_context(|| format!("opening the spool in {}", dir.display()))?,
+                ))
+            }
+            _ => None,
+        };
 
         let store = match &settings.postgres.url {
             Some(url) => Store::connect(url)
@@ -157,7 +168,8 @@ impl Application {
         let (source, sink, nats_parts) = match (&settings.nats.url, nats_mode) {
             (Some(url), Some(mode)) => {
                 ready_tx.send_modify(|r| r.degraded.push(("nats".into(), "connecting".into())));
-                let client = nats::connect(url, ready_tx.clone(), metrics.clone()).await?;
+                let (client, connected) =
+                    nats::connect(url, ready_tx.clone(), metrics.clone()).await?;
                 let js = nats::jetstream(client.clone(), &settings.nats);
                 let (tx, rx) = mpsc::channel(SOURCE_BATCHES);
                 let streamed = mode == NatsMode::Jetstream;
@@ -214,11 +226,16 @@ impl Application {
                 let sink = Sink::Nats(Box::new(nats::NatsSink {
                     client: client.clone(),
                     js: streamed.then(|| js.clone()),
-                    spool: log,
+                    spool: spool.clone(),
+                    connected: connected.clone(),
                     subjects: subjects.clone(),
                     metrics: metrics.clone(),
                 }));
-                (source, sink, Some((client, js, nats::LiveFeed::new())))
+                (
+                    source,
+                    sink,
+                    Some((client, js, connected, nats::LiveFeed::new())),
+                )
             }
             _ => {
                 let log = log.expect("the local log is open without NATS");
@@ -243,7 +260,7 @@ impl Application {
             store: store_tx,
             hub: hub.clone(),
             cache: cache.clone(),
-            live_out: nats_parts.as_ref().map(|(_, _, feed)| feed.clone()),
+            live_out: nats_parts.as_ref().map(|(_, _, _, feed)| feed.clone()),
             metrics: metrics.clone(),
             ready: ready_tx.clone(),
             applied: applied_tx,
@@ -261,7 +278,7 @@ impl Application {
             clock.clone(),
         ));
         let (forwarded_tx, forwarded) = watch::channel(Position::START);
-        if let Some((client, js, feed)) = &nats_parts {
+        if let Some((client, js, connected, feed)) = &nats_parts {
             background.push(tokio::spawn(nats::live_publisher(
                 client.clone(),
                 subjects.clone(),
@@ -269,15 +286,12 @@ impl Application {
                 Duration::from_millis(settings.live.push_interval_ms),
                 shutdown.clone(),
             )));
-            if let Sink::Nats(n) = &sink
-                && let Some(spool) = &n.spool
-            {
-                background.push(tokio::spawn(nats::forwarder(
+            if let Some(spool) = &spool {
+                background.push(tokio::spawn(spool::forwarder(
                     js.clone(),
-                    client.clone(),
+                    spool.clone(),
                     subjects.clone(),
-                    settings.spool_dir(),
-                    spool.committed(),
+                    connected.clone(),
                     forwarded_tx,
                     shutdown.clone(),
                 )));
@@ -315,12 +329,7 @@ impl Application {
                 applied: applied.clone(),
             },
         });
-        background.push(tokio::spawn(ticker(
-            state.clone(),
-            applied,
-            nats_parts.map(|(client, js, _)| (client, js)),
-            forwarded.clone(),
-        )));
+        background.push(tokio::spawn(ticker(state.clone(), applied)));
         background.push(tokio::spawn(housekeeping(
             state.clone(),
             checkpointed,
@@ -440,15 +449,9 @@ impl Application {
 /// tick (`wall time - window.idle_lag_ms`) so idle clocks advance in band:
 /// to the local log, or to `<prefix>.tick` (not while the spool still holds
 /// events for the stream: they would land behind the tick).
-async fn ticker(
-    s: http::AppState,
-    applied: watch::Receiver<Reading>,
-    nats: Option<(async_nats::Client, async_nats::jetstream::Context)>,
-    forwarded: watch::Receiver<Position>,
-) {
+async fn ticker(s: http::AppState, applied: watch::Receiver<Reading>) {
     let mut every = tokio::time::interval(Duration::from_secs(1));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let subjects = nats::Subjects::new(&s.settings.nats.subject_prefix);
     loop {
         every.tick().await;
         if s.shutdown.is_cancelled() {
@@ -457,12 +460,7 @@ async fn ticker(
         let reading = *applied.borrow();
         let behind = match (&s.sink, reading.position) {
             (Sink::Log(log), SourcePos::Log(p)) => p < *log.committed().borrow(),
-            (Sink::Nats(n), _) => {
-                !reading.caught_up
-                    || n.spool
-                        .as_ref()
-                        .is_some_and(|spool| *forwarded.borrow() < *spool.committed().borrow())
-            }
+            (Sink::Nats(_), _) => !reading.caught_up,
             _ => true,
         };
         if behind {
@@ -472,8 +470,8 @@ async fn ticker(
             ts: (s.clock)() - s.settings.window.idle_lag_ms,
         });
         let line = tick.to_json();
-        let written = match (&s.sink, &nats) {
-            (Sink::Log(log), _) => {
+        let written = match &s.sink {
+            Sink::Log(log) => {
                 let mut line = line;
                 line.push('\n');
                 log.append(line.into_bytes())
@@ -481,10 +479,7 @@ async fn ticker(
                     .map(drop)
                     .map_err(|e| anyhow::anyhow!("{e}"))
             }
-            (Sink::Nats(n), Some((client, js))) => {
-                nats::publish_tick(client, n.js.as_ref().map(|_| js), &subjects, line).await
-            }
-            (Sink::Nats(_), None) => Ok(()),
+            Sink::Nats(n) => n.tick(line).await,
         };
         if let Err(e) = written {
             tracing::debug!(error = %e, "could not write a tick");
