@@ -1,6 +1,7 @@
 //! Wiring the service: configuration in, a running application out.
 //!
-//! [`Application::build`] opens the log, the store and the last checkpoint,
+//! [`Application::build`] opens the log, the store (Postgres may be down:
+//! the store writer then checks it when it returns) and the last checkpoint,
 //! binds the listener (port 0 in tests) and starts the engine thread, the
 //! store writer, the ticker and housekeeping; [`Application::run_until_stopped`]
 //! serves until the given signal, then shuts down in order: stop accepting
@@ -45,6 +46,9 @@ pub struct Application {
     secret_generated: bool,
     engine_thread: std::thread::JoinHandle<()>,
     store_writer: tokio::task::JoinHandle<()>,
+    /// Set when the store turned out to be behind the checkpoint: the
+    /// service stops with this error.
+    store_failed: Arc<std::sync::OnceLock<String>>,
     background: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -83,15 +87,20 @@ impl Application {
             _ => None,
         };
 
+        // Postgres may be down at start: the service starts anyway, and the
+        // store writer applies the migrations and checks the store's
+        // position when it is reachable (pipeline::FirstContact).
         let store = match &settings.postgres.url {
-            Some(url) => Store::connect(url)
-                .await
-                .context("connecting to Postgres")?,
+            Some(url) => Store::lazy(url).context("the Postgres URL")?,
             None => Store::embedded(&data_dir)
                 .await
                 .context("opening the embedded store")?,
         };
-        store.migrate().await.context("applying migrations")?;
+        let unreachable = match store.ping().await {
+            Ok(()) => None,
+            Err(e) if !store.is_sqlite() => Some(e.to_string()),
+            Err(e) => return Err(e).context("opening the embedded store"),
+        };
 
         let source_name = if streamed {
             nats::source_name(&settings.nats)
@@ -104,17 +113,33 @@ impl Application {
             SourcePos::Log(Position::START)
         };
         let checkpoint_path = data_dir.join("checkpoint.bin");
-        let stored: Option<SourcePos> = store
-            .position(&source_name)
-            .await
-            .context("reading the store's position")?
-            .and_then(|p| p.parse().ok());
+        let stored: Option<SourcePos> = match &unreachable {
+            None => {
+                store.migrate().await.context("applying migrations")?;
+                store
+                    .position(&source_name)
+                    .await
+                    .context("reading the store's position")?
+                    .and_then(|p| p.parse().ok())
+            }
+            Some(_) => None,
+        };
         let (engine, from) = match pipeline::load_checkpoint(&checkpoint_path, &settings.engine())?
         {
             // Core mode has no positions: the saved state is all there is.
             Some(c) if nats_mode == Some(NatsMode::Core) && c.position == start => {
                 tracing::info!("resuming from checkpoint");
                 (c.engine, start)
+            }
+            // The store's position is unknown: resume, and let the store
+            // writer check it before writing anything.
+            Some(c) if unreachable.is_some() && nats_mode != Some(NatsMode::Core) => {
+                tracing::warn!(
+                    position = %c.position,
+                    error = unreachable.as_deref().unwrap_or_default(),
+                    "the store is unreachable; resuming from the checkpoint, the store's position is checked when it returns"
+                );
+                (c.engine, c.position)
             }
             // The store must hold every row up to the checkpoint; one that is
             // behind (new, or restored from an older backup) is refilled by
@@ -148,6 +173,19 @@ impl Application {
         let shutdown = CancellationToken::new();
         let hub = LiveHub::new();
         let (ready_tx, ready) = watch::channel(Readiness::default());
+        let store_failed = Arc::new(std::sync::OnceLock::new());
+        let first_contact = unreachable.map(|why| {
+            ready_tx.send_modify(|r| {
+                r.degraded
+                    .push(("store".into(), format!("unreachable since start: {why}")))
+            });
+            pipeline::FirstContact {
+                source: source_name.clone(),
+                resumed_from: (from != start && nats_mode != Some(NatsMode::Core)).then_some(from),
+                failed: store_failed.clone(),
+                shutdown: shutdown.clone(),
+            }
+        });
         let (applied_tx, applied) = watch::channel(Reading {
             position: from,
             caught_up: false,
@@ -276,6 +314,7 @@ impl Application {
             metrics.clone(),
             ready_tx.clone(),
             clock.clone(),
+            first_contact,
         ));
         let (forwarded_tx, forwarded) = watch::channel(Position::START);
         if let Some((client, js, connected, feed)) = &nats_parts {
@@ -342,6 +381,7 @@ impl Application {
             secret_generated,
             engine_thread,
             store_writer,
+            store_failed,
             background,
         })
     }
@@ -440,6 +480,9 @@ impl Application {
             tracing::warn!(
                 "shutdown took too long; exiting without the final flush (the log has everything)"
             );
+        }
+        if let Some(why) = self.store_failed.get() {
+            anyhow::bail!("{why}");
         }
         served
     }
