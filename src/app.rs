@@ -1,6 +1,7 @@
 //! Wiring the service: configuration in, a running application out.
 //!
-//! [`Application::build`] opens the log, the store and the last checkpoint,
+//! [`Application::build`] opens the log, the store (Postgres may be down:
+//! the store writer then checks it when it returns) and the last checkpoint,
 //! binds the listener (port 0 in tests) and starts the engine thread, the
 //! store writer, the ticker and housekeeping; [`Application::run_until_stopped`]
 //! serves until the given signal, then shuts down in order: stop accepting
@@ -28,6 +29,7 @@ use crate::live::LiveHub;
 use crate::metrics::Metrics;
 use crate::nats;
 use crate::pipeline::{self, EngineTask, Persisted, Reading, Source, SourcePos, StreamSource};
+use crate::spool::{self, Spool};
 use crate::store::Store;
 use crate::util::{Clock, system_clock};
 
@@ -44,6 +46,9 @@ pub struct Application {
     secret_generated: bool,
     engine_thread: std::thread::JoinHandle<()>,
     store_writer: tokio::task::JoinHandle<()>,
+    /// Set when the store turned out to be behind the checkpoint: the
+    /// service stops with this error.
+    store_failed: Arc<std::sync::OnceLock<String>>,
     background: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -62,25 +67,40 @@ impl Application {
         // The local log is the source of truth without NATS; with JetStream
         // the same machinery keeps the spool of events NATS could not take.
         let log = match nats_mode {
-            None => Some((settings.log_dir(), "event log")),
-            Some(NatsMode::Jetstream) => Some((settings.spool_dir(), "spool")),
-            Some(NatsMode::Core) => None,
-        }
-        .map(|(dir, what)| {
-            LogWriter::open(&dir, clock.clone(), metrics.clone())
-                .with_context(|| format!("opening the {what} in {}", dir.display()))
-        })
-        .transpose()?;
+            None => {
+                let dir = settings.log_dir();
+                Some(
+                    LogWriter::open(&dir, clock.clone(), metrics.clone())
+                        .with_context(|| format!("opening the event log in {}", dir.display()))?,
+                )
+            }
+            _ => None,
+        };
+        let spool = match nats_mode {
+            Some(NatsMode::Jetstream) => {
+                let dir = settings.spool_dir();
+                Some(Arc::new(
+                    Spool::open(&dir, clock.clone(), metrics.clone())
+                        .with_context(|| format!("opening the spool in {}", dir.display()))?,
+                ))
+            }
+            _ => None,
+        };
 
+        // Postgres may be down at start: the service starts anyway, and the
+        // store writer applies the migrations and checks the store's
+        // position when it is reachable (pipeline::FirstContact).
         let store = match &settings.postgres.url {
-            Some(url) => Store::connect(url)
-                .await
-                .context("connecting to Postgres")?,
+            Some(url) => Store::lazy(url).context("the Postgres URL")?,
             None => Store::embedded(&data_dir)
                 .await
                 .context("opening the embedded store")?,
         };
-        store.migrate().await.context("applying migrations")?;
+        let unreachable = match store.ping().await {
+            Ok(()) => None,
+            Err(e) if !store.is_sqlite() => Some(e.to_string()),
+            Err(e) => return Err(e).context("opening the embedded store"),
+        };
 
         let source_name = if streamed {
             nats::source_name(&settings.nats)
@@ -93,17 +113,33 @@ impl Application {
             SourcePos::Log(Position::START)
         };
         let checkpoint_path = data_dir.join("checkpoint.bin");
-        let stored: Option<SourcePos> = store
-            .position(&source_name)
-            .await
-            .context("reading the store's position")?
-            .and_then(|p| p.parse().ok());
+        let stored: Option<SourcePos> = match &unreachable {
+            None => {
+                store.migrate().await.context("applying migrations")?;
+                store
+                    .position(&source_name)
+                    .await
+                    .context("reading the store's position")?
+                    .and_then(|p| p.parse().ok())
+            }
+            Some(_) => None,
+        };
         let (engine, from) = match pipeline::load_checkpoint(&checkpoint_path, &settings.engine())?
         {
             // Core mode has no positions: the saved state is all there is.
             Some(c) if nats_mode == Some(NatsMode::Core) && c.position == start => {
                 tracing::info!("resuming from checkpoint");
                 (c.engine, start)
+            }
+            // The store's position is unknown: resume, and let the store
+            // writer check it before writing anything.
+            Some(c) if unreachable.is_some() && nats_mode != Some(NatsMode::Core) => {
+                tracing::warn!(
+                    position = %c.position,
+                    error = unreachable.as_deref().unwrap_or_default(),
+                    "the store is unreachable; resuming from the checkpoint, the store's position is checked when it returns"
+                );
+                (c.engine, c.position)
             }
             // The store must hold every row up to the checkpoint; one that is
             // behind (new, or restored from an older backup) is refilled by
@@ -127,7 +163,9 @@ impl Application {
         };
 
         let mut engine = engine;
-        absorb_restores(&store, &mut engine).await;
+        if unreachable.is_none() {
+            absorb_restores(&store, &mut engine).await;
+        }
 
         let (signer, secret_generated) = match &settings.auth.secret {
             Some(secret) => (Signer::new(secret.as_bytes()), false),
@@ -140,6 +178,19 @@ impl Application {
         let shutdown = CancellationToken::new();
         let hub = LiveHub::new();
         let (ready_tx, ready) = watch::channel(Readiness::default());
+        let store_failed = Arc::new(std::sync::OnceLock::new());
+        let first_contact = unreachable.map(|why| {
+            ready_tx.send_modify(|r| {
+                r.degraded
+                    .push(("store".into(), format!("unreachable since start: {why}")))
+            });
+            pipeline::FirstContact {
+                source: source_name.clone(),
+                resumed_from: (from != start && nats_mode != Some(NatsMode::Core)).then_some(from),
+                failed: store_failed.clone(),
+                shutdown: shutdown.clone(),
+            }
+        });
         let (applied_tx, applied) = watch::channel(Reading {
             position: from,
             caught_up: false,
@@ -160,7 +211,8 @@ impl Application {
         let (source, sink, nats_parts) = match (&settings.nats.url, nats_mode) {
             (Some(url), Some(mode)) => {
                 ready_tx.send_modify(|r| r.degraded.push(("nats".into(), "connecting".into())));
-                let client = nats::connect(url, ready_tx.clone(), metrics.clone()).await?;
+                let (client, connected) =
+                    nats::connect(url, ready_tx.clone(), metrics.clone()).await?;
                 let js = nats::jetstream(client.clone(), &settings.nats);
                 let (tx, rx) = mpsc::channel(SOURCE_BATCHES);
                 let streamed = mode == NatsMode::Jetstream;
@@ -217,11 +269,16 @@ impl Application {
                 let sink = Sink::Nats(Box::new(nats::NatsSink {
                     client: client.clone(),
                     js: streamed.then(|| js.clone()),
-                    spool: log,
+                    spool: spool.clone(),
+                    connected: connected.clone(),
                     subjects: subjects.clone(),
                     metrics: metrics.clone(),
                 }));
-                (source, sink, Some((client, js, nats::LiveFeed::new())))
+                (
+                    source,
+                    sink,
+                    Some((client, js, connected, nats::LiveFeed::new())),
+                )
             }
             _ => {
                 let log = log.expect("the local log is open without NATS");
@@ -247,7 +304,7 @@ impl Application {
             store: store_tx,
             hub: hub.clone(),
             cache: cache.clone(),
-            live_out: nats_parts.as_ref().map(|(_, _, feed)| feed.clone()),
+            live_out: nats_parts.as_ref().map(|(_, _, _, feed)| feed.clone()),
             metrics: metrics.clone(),
             ready: ready_tx.clone(),
             applied: applied_tx,
@@ -264,9 +321,10 @@ impl Application {
             metrics.clone(),
             ready_tx.clone(),
             clock.clone(),
+            first_contact,
         ));
         let (forwarded_tx, forwarded) = watch::channel(Position::START);
-        if let Some((client, js, feed)) = &nats_parts {
+        if let Some((client, js, connected, feed)) = &nats_parts {
             background.push(tokio::spawn(nats::live_publisher(
                 client.clone(),
                 subjects.clone(),
@@ -274,15 +332,12 @@ impl Application {
                 Duration::from_millis(settings.live.push_interval_ms),
                 shutdown.clone(),
             )));
-            if let Sink::Nats(n) = &sink
-                && let Some(spool) = &n.spool
-            {
-                background.push(tokio::spawn(nats::forwarder(
+            if let Some(spool) = &spool {
+                background.push(tokio::spawn(spool::forwarder(
                     js.clone(),
-                    client.clone(),
+                    spool.clone(),
                     subjects.clone(),
-                    settings.spool_dir(),
-                    spool.committed(),
+                    connected.clone(),
                     forwarded_tx,
                     shutdown.clone(),
                 )));
@@ -322,12 +377,7 @@ impl Application {
             },
             campaigns,
         });
-        background.push(tokio::spawn(ticker(
-            state.clone(),
-            applied,
-            nats_parts.map(|(client, js, _)| (client, js)),
-            forwarded.clone(),
-        )));
+        background.push(tokio::spawn(ticker(state.clone(), applied)));
         background.push(tokio::spawn(housekeeping(
             state.clone(),
             checkpointed,
@@ -340,6 +390,7 @@ impl Application {
             secret_generated,
             engine_thread,
             store_writer,
+            store_failed,
             background,
         })
     }
@@ -439,6 +490,9 @@ impl Application {
                 "shutdown took too long; exiting without the final flush (the log has everything)"
             );
         }
+        if let Some(why) = self.store_failed.get() {
+            anyhow::bail!("{why}");
+        }
         served
     }
 }
@@ -473,15 +527,9 @@ async fn absorb_restores(store: &Store, engine: &mut Engine) {
 /// tick (`wall time - window.idle_lag_ms`) so idle clocks advance in band:
 /// to the local log, or to `<prefix>.tick` (not while the spool still holds
 /// events for the stream: they would land behind the tick).
-async fn ticker(
-    s: http::AppState,
-    applied: watch::Receiver<Reading>,
-    nats: Option<(async_nats::Client, async_nats::jetstream::Context)>,
-    forwarded: watch::Receiver<Position>,
-) {
+async fn ticker(s: http::AppState, applied: watch::Receiver<Reading>) {
     let mut every = tokio::time::interval(Duration::from_secs(1));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let subjects = nats::Subjects::new(&s.settings.nats.subject_prefix);
     loop {
         every.tick().await;
         if s.shutdown.is_cancelled() {
@@ -490,12 +538,7 @@ async fn ticker(
         let reading = *applied.borrow();
         let behind = match (&s.sink, reading.position) {
             (Sink::Log(log), SourcePos::Log(p)) => p < *log.committed().borrow(),
-            (Sink::Nats(n), _) => {
-                !reading.caught_up
-                    || n.spool
-                        .as_ref()
-                        .is_some_and(|spool| *forwarded.borrow() < *spool.committed().borrow())
-            }
+            (Sink::Nats(_), _) => !reading.caught_up,
             _ => true,
         };
         if behind {
@@ -508,8 +551,8 @@ async fn ticker(
         }
         let tick = Event::Tick(Tick { ts });
         let line = tick.to_json();
-        let written = match (&s.sink, &nats) {
-            (Sink::Log(log), _) => {
+        let written = match &s.sink {
+            Sink::Log(log) => {
                 let mut line = line;
                 line.push('\n');
                 log.append(line.into_bytes())
@@ -517,10 +560,7 @@ async fn ticker(
                     .map(drop)
                     .map_err(|e| anyhow::anyhow!("{e}"))
             }
-            (Sink::Nats(n), Some((client, js))) => {
-                nats::publish_tick(client, n.js.as_ref().map(|_| js), &subjects, line).await
-            }
-            (Sink::Nats(_), None) => Ok(()),
+            Sink::Nats(n) => n.tick(line).await,
         };
         if let Err(e) = written {
             tracing::debug!(error = %e, "could not write a tick");

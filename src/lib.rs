@@ -21,8 +21,10 @@
 //!   - [`eventlog`] — the local event log with group commit: the source of
 //!     truth in embedded mode.
 //!   - [`nats`] — NATS: the JetStream stream as the event log (or core
-//!     subscriptions), publishing on ingest with a local spool, live counts,
-//!     the dead-letter stream.
+//!     subscriptions), publishing on ingest, live counts, the dead-letter
+//!     stream.
+//!   - [`spool`] — the local spool for events NATS could not take, its
+//!     forwarder, and the rule that keeps one order from `202` to stream.
 //!   - [`pipeline`] — the engine thread following its source; the store
 //!     writer; checkpoints.
 //!   - [`store`] — final buckets in SQLite or Postgres (one schema,
@@ -49,5 +51,6 @@ pub mod nats;
 pub mod pipeline;
 pub mod replay;
 pub mod restore;
+pub mod spool;
 pub mod store;
 pub mod util;

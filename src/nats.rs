@@ -14,16 +14,16 @@
 //!
 //! HTTP ingest publishes each event to its subject (with `Nats-Msg-Id` set
 //! to the event `id` when it has one) and answers after the stream's
-//! acknowledgement. While NATS is unreachable it appends to a local spool
-//! (`data/spool`) instead, and a forwarder moves the spool into the stream
-//! once NATS is back — so ingest keeps working and nothing accepted is lost.
+//! acknowledgement. While NATS is unreachable it appends to the local spool
+//! instead ([`crate::spool`], which also keeps the order of acceptance), and
+//! a forwarder moves the spool into the stream once NATS is back — so
+//! ingest keeps working and nothing accepted is lost.
 //!
 //! In `core` mode there is no stream: the engine subscribes to the same
 //! subjects and HTTP ingest publishes without acknowledgement. Messages
 //! published while the service is down or too slow are lost (at-most-once).
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -37,10 +37,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Nats as NatsSettings, NatsMode};
 use crate::event::{self, Event};
-use crate::eventlog::{LogReader, LogWriter, Position};
 use crate::http::Readiness;
 use crate::live::LiveState;
 use crate::metrics::Metrics;
+use crate::spool::Spool;
 use crate::util::{Clock, backoff};
 
 /// Records handed to the engine per channel message, at most.
@@ -169,12 +169,14 @@ impl Subjects {
 
 /// Connects in the background: the client keeps retrying, so the service
 /// starts (and ingests through its spool) while NATS is down. Connection
-/// changes show on `/readyz`.
+/// changes show on `/readyz` and on the returned channel (true while
+/// connected), in the order the client reports them.
 pub async fn connect(
     url: &str,
     ready: watch::Sender<Readiness>,
     metrics: Arc<Metrics>,
-) -> anyhow::Result<Client> {
+) -> anyhow::Result<(Client, watch::Receiver<bool>)> {
+    let (connected_tx, connected) = watch::channel(false);
     let options = ConnectOptions::new()
         .name("eventflow")
         .retry_on_initial_connect()
@@ -193,14 +195,17 @@ pub async fn connect(
         .event_callback(move |e| {
             let ready = ready.clone();
             let metrics = metrics.clone();
+            let connected = connected_tx.clone();
             async move {
                 match e {
                     async_nats::Event::Connected => {
                         tracing::info!("connected to NATS");
+                        connected.send_replace(true);
                         ready.send_modify(|r| r.degraded.retain(|(p, _)| p != "nats"));
                     }
                     async_nats::Event::Disconnected => {
                         tracing::warn!("disconnected from NATS; reconnecting");
+                        connected.send_replace(false);
                         set_degraded(&ready, "disconnected; reconnecting".into());
                     }
                     async_nats::Event::SlowConsumer(_) => {
@@ -211,10 +216,11 @@ pub async fn connect(
                 }
             }
         });
-    options
+    let client = options
         .connect(url)
         .await
-        .with_context(|| format!("connecting to NATS at {url}"))
+        .with_context(|| format!("connecting to NATS at {url}"))?;
+    Ok((client, connected))
 }
 
 fn set_degraded(ready: &watch::Sender<Readiness>, why: String) {
@@ -684,16 +690,20 @@ pub struct NatsSink {
     /// JetStream mode; `None` in core mode.
     pub js: Option<jetstream::Context>,
     /// JetStream mode: the local spool for when NATS is unreachable.
-    pub spool: Option<LogWriter>,
+    pub spool: Option<Arc<Spool>>,
+    /// True while the client is connected (from its connection events).
+    pub connected: watch::Receiver<bool>,
     pub subjects: Subjects,
     pub metrics: Arc<Metrics>,
 }
 
 impl NatsSink {
     /// Publishes `events`; returns once they are stored (JetStream), in
-    /// the spool, or handed to the server (core).
+    /// the spool, or handed to the server (core). While the spool holds
+    /// events not yet in the stream, new ones join it behind them
+    /// ([`crate::spool`]).
     pub async fn send(&self, events: Vec<Outgoing>) -> Result<(), String> {
-        let Some(js) = &self.js else {
+        let (Some(js), Some(spool)) = (&self.js, &self.spool) else {
             for e in events {
                 self.client
                     .publish(e.subject, e.payload)
@@ -702,9 +712,9 @@ impl NatsSink {
             }
             return self.client.flush().await.map_err(|e| format!("NATS: {e}"));
         };
-        let connected = self.client.connection_state() == async_nats::connection::State::Connected;
-        let unacked = if connected {
-            publish_all(js, events).await
+        let turn = spool.turn().await;
+        let unacked = if turn.direct() && *self.connected.borrow() {
+            publish_all(js, events, &self.connected).await
         } else {
             events
         };
@@ -715,129 +725,74 @@ impl NatsSink {
         // is idempotent and events with an id are deduplicated, so sending
         // one twice is harmless; an event without an id whose
         // acknowledgement was lost may be counted twice.
-        let spool = self
-            .spool
-            .as_ref()
-            .expect("the spool exists in JetStream mode");
-        let mut bytes = Vec::new();
-        for e in &unacked {
-            bytes.extend_from_slice(&e.payload);
-            bytes.push(b'\n');
-        }
-        self.metrics.spooled.inc_by(unacked.len() as u64);
-        spool
-            .append(bytes)
+        turn.append(&unacked, &self.metrics)
             .await
-            .map(drop)
             .map_err(|e| e.to_string())
+    }
+
+    /// Publishes a tick (acknowledged in JetStream mode), but not while
+    /// the spool holds events for the stream: they would land behind it.
+    pub async fn tick(&self, line: String) -> anyhow::Result<()> {
+        let (Some(js), Some(spool)) = (&self.js, &self.spool) else {
+            return Ok(self
+                .client
+                .publish(self.subjects.tick(), line.into())
+                .await?);
+        };
+        let turn = spool.turn().await;
+        if !turn.direct() || !*self.connected.borrow() {
+            return Ok(());
+        }
+        let tick = Outgoing {
+            subject: self.subjects.tick(),
+            id: None,
+            payload: line.into(),
+        };
+        if publish_all(js, vec![tick], &self.connected)
+            .await
+            .is_empty()
+        {
+            Ok(())
+        } else {
+            anyhow::bail!("the stream did not acknowledge a tick")
+        }
     }
 }
 
 /// Publishes everything, then waits for the acknowledgements; returns what
-/// was not acknowledged.
-async fn publish_all(js: &jetstream::Context, events: Vec<Outgoing>) -> Vec<Outgoing> {
-    let mut waiting = Vec::with_capacity(events.len());
-    let mut failed = Vec::new();
-    for e in events {
-        let mut msg = jetstream::message::PublishMessage::build().payload(e.payload.clone());
-        if let Some(id) = &e.id {
-            msg = msg.message_id(id);
+/// was not acknowledged. Stops waiting when `connected` turns false: what
+/// is still unacknowledged then counts as not stored.
+pub(crate) async fn publish_all(
+    js: &jetstream::Context,
+    events: Vec<Outgoing>,
+    connected: &watch::Receiver<bool>,
+) -> Vec<Outgoing> {
+    let mut acked = vec![false; events.len()];
+    let publish = async {
+        let mut waiting = Vec::with_capacity(events.len());
+        for (i, e) in events.iter().enumerate() {
+            let mut msg = jetstream::message::PublishMessage::build().payload(e.payload.clone());
+            if let Some(id) = &e.id {
+                msg = msg.message_id(id);
+            }
+            if let Ok(ack) = js.send_publish(e.subject.clone(), msg).await {
+                waiting.push((i, ack));
+            }
         }
-        match js.send_publish(e.subject.clone(), msg).await {
-            Ok(ack) => waiting.push((e, ack)),
-            Err(_) => failed.push(e),
+        for (i, ack) in waiting {
+            acked[i] = ack.await.is_ok();
         }
+    };
+    let mut connection = connected.clone();
+    tokio::select! {
+        () = publish => {}
+        _ = connection.wait_for(|up| !*up) => {}
     }
-    for (e, ack) in waiting {
-        if ack.await.is_err() {
-            failed.push(e);
-        }
-    }
-    failed
-}
-
-/// Moves spooled events into the stream once NATS is reachable, in order,
-/// and remembers how far it got in `data/spool/forwarded`. Events carry
-/// their ingest-time `ts`, so forwarding late changes nothing they count.
-pub async fn forwarder(
-    js: jetstream::Context,
-    client: Client,
-    subjects: Subjects,
-    dir: PathBuf,
-    committed: watch::Receiver<Position>,
-    forwarded: watch::Sender<Position>,
-    shutdown: CancellationToken,
-) {
-    let mark = dir.join("forwarded");
-    let from = read_mark(&mark).unwrap_or(Position::START);
-    forwarded.send_replace(from);
-    let mut reader = LogReader::new(&dir, from);
-    let mut committed = committed;
-    let mut attempt = 0u32;
-    loop {
-        let limit = *committed.borrow_and_update();
-        if reader.position() >= limit {
-            tokio::select! {
-                _ = committed.changed() => continue,
-                _ = shutdown.cancelled() => return,
-            }
-        }
-        if client.connection_state() != async_nats::connection::State::Connected {
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(200)) => continue,
-                _ = shutdown.cancelled() => return,
-            }
-        }
-        let start = reader.position();
-        let mut events = Vec::new();
-        let read = reader.read_until(limit, BATCH, |line, _| {
-            // Spooled lines were validated on ingest.
-            if let Ok(ev) = event::decode(line) {
-                events.push(Outgoing {
-                    subject: subjects.event(&ev),
-                    id: ev.id().map(str::to_owned),
-                    payload: Bytes::copy_from_slice(line),
-                });
-            }
-        });
-        if let Err(e) = read {
-            tracing::error!(error = %e, "reading the spool failed; retrying");
-            reader = LogReader::new(&dir, start);
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            continue;
-        }
-        let n = events.len();
-        if publish_all(&js, events).await.is_empty() {
-            attempt = 0;
-            let end = reader.position();
-            if let Err(e) = write_mark(&mark, end) {
-                tracing::error!(error = %e, "saving the spool position failed");
-            }
-            forwarded.send_replace(end);
-            tracing::info!(events = n, position = %end, "forwarded spooled events to the stream");
-        } else {
-            // Send the whole chunk again: what was stored is deduplicated
-            // (ids) or idempotent (presence).
-            reader = LogReader::new(&dir, start);
-            let wait = backoff(attempt, Duration::from_millis(200), Duration::from_secs(5));
-            attempt += 1;
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = shutdown.cancelled() => return,
-            }
-        }
-    }
-}
-
-fn read_mark(path: &Path) -> Option<Position> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
-}
-
-fn write_mark(path: &Path, at: Position) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, at.to_string())?;
-    std::fs::File::open(&tmp)?.sync_all()?;
-    std::fs::rename(&tmp, path)
+    events
+        .into_iter()
+        .zip(acked)
+        .filter_map(|(e, acked)| (!acked).then_some(e))
+        .collect()
 }
 
 /// Whether `mode` keeps a stream (and so positions and a spool).
@@ -848,22 +803,6 @@ pub fn has_stream(mode: NatsMode) -> bool {
 /// The source name under which the stream position is saved.
 pub fn source_name(settings: &NatsSettings) -> String {
     format!("nats:{}", settings.stream)
-}
-
-/// Publishes a tick: JetStream (acknowledged) or core.
-pub async fn publish_tick(
-    client: &Client,
-    js: Option<&jetstream::Context>,
-    subjects: &Subjects,
-    line: String,
-) -> anyhow::Result<()> {
-    match js {
-        Some(js) => {
-            js.publish(subjects.tick(), line.into()).await?.await?;
-        }
-        None => client.publish(subjects.tick(), line.into()).await?,
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -626,6 +626,10 @@ fn stream_round(
 /// into the one being retried), so the engine never waits on the store and
 /// aggregation goes on; a checkpoint waits for every row handed over before
 /// it.
+///
+/// With `first_contact` (the store was unreachable at start), nothing is
+/// written before [`FirstContact::check`] has passed.
+#[allow(clippy::too_many_arguments)]
 pub async fn store_writer(
     store: Store,
     mut rx: mpsc::Receiver<StoreMsg>,
@@ -634,9 +638,64 @@ pub async fn store_writer(
     metrics: Arc<Metrics>,
     ready: watch::Sender<Readiness>,
     clock: Clock,
+    first_contact: Option<FirstContact>,
 ) {
     let mut pending = Pending::default();
     let mut open = true;
+    if let Some(check) = first_contact {
+        let mut attempt = 0;
+        loop {
+            let checked = tokio::time::timeout(WRITE_TIMEOUT, check.check(&store))
+                .await
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("the store did not answer in time")));
+            match checked {
+                Ok(Ok(())) => {
+                    tracing::info!(
+                        "the store is reachable: migrations applied, its position checked"
+                    );
+                    ready.send_modify(|r| r.degraded.retain(|(part, _)| part != "store"));
+                    break;
+                }
+                Ok(Err(behind)) => {
+                    tracing::error!("{behind}");
+                    ready.send_modify(|r| {
+                        r.degraded.retain(|(part, _)| part != "store");
+                        r.degraded.push(("store".into(), behind.clone()));
+                    });
+                    let _ = check.failed.set(behind);
+                    check.shutdown.cancel();
+                    return;
+                }
+                Err(e) => {
+                    let why = format!("unreachable since start: {e:#}");
+                    if attempt == 0 {
+                        tracing::warn!(error = %why, "the store is still unreachable; retrying, ingest and aggregation go on");
+                    }
+                    ready.send_modify(|r| {
+                        r.degraded.retain(|(part, _)| part != "store");
+                        r.degraded.push(("store".into(), why));
+                    });
+                    let wait = tokio::time::sleep(backoff(
+                        attempt,
+                        Duration::from_millis(100),
+                        STORE_RETRY_CAP,
+                    ));
+                    tokio::pin!(wait);
+                    // Keep the engine's queue drained while waiting.
+                    loop {
+                        tokio::select! {
+                            _ = &mut wait => break,
+                            more = rx.recv(), if open => match more {
+                                Some(m) => pending.absorb(m),
+                                None => open = false,
+                            },
+                        }
+                    }
+                    attempt += 1;
+                }
+            }
+        }
+    }
     let mut attempt = 0;
     loop {
         if pending.is_empty() {
@@ -713,6 +772,47 @@ pub async fn store_writer(
         if !open && pending.is_empty() {
             break;
         }
+    }
+}
+
+/// What the store writer checks when it first reaches a store that was
+/// unreachable at start, before it writes anything: the migrations are
+/// applied, and the store's position covers the one the engine resumed
+/// from. A store behind it (a new database, a restored backup, commits it
+/// acknowledged and lost) lacks rows before the checkpoint that only a
+/// rebuild from the start of the source writes again: the service then
+/// stops with that error, and the next start, finding the store reachable
+/// and behind, rebuilds.
+pub struct FirstContact {
+    /// The name the position is stored under.
+    pub source: String,
+    /// The checkpoint's position the engine resumed from; `None` when it
+    /// started from the beginning of the source (any store will do).
+    pub resumed_from: Option<SourcePos>,
+    /// Where the error goes when the store is behind; the service exits
+    /// with it.
+    pub failed: Arc<std::sync::OnceLock<String>>,
+    pub shutdown: CancellationToken,
+}
+
+impl FirstContact {
+    /// `Err`: the store is still unreachable (or failing); `Ok(Err)`: it
+    /// is behind the checkpoint.
+    async fn check(&self, store: &Store) -> anyhow::Result<Result<(), String>> {
+        store.migrate().await?;
+        let stored: Option<SourcePos> = store
+            .position(&self.source)
+            .await?
+            .and_then(|p| p.parse().ok());
+        Ok(match self.resumed_from {
+            Some(c) if !stored.is_some_and(|s| s.covers(&c)) => Err(format!(
+                "the store's position ({}) is behind the checkpoint ({c}) the engine resumed from \
+                 while the store was unreachable: rows before the checkpoint are missing; \
+                 stopping so that the next start rebuilds them from the start of the source",
+                stored.map_or("none".to_owned(), |s| s.to_string())
+            )),
+            _ => Ok(()),
+        })
     }
 }
 

@@ -52,9 +52,22 @@ pub struct Store {
 impl Store {
     /// Connects to `url` (`sqlite://path?mode=rwc` or `postgres://...`).
     pub async fn connect(url: &str) -> Result<Store, sqlx::Error> {
-        sqlx::any::install_default_drivers();
         let sqlite = url.starts_with("sqlite:");
-        let pool = AnyPoolOptions::new()
+        let pool = Self::options(sqlite).connect(url).await?;
+        Ok(Store { pool, sqlite })
+    }
+
+    /// A store whose connections are made when first needed, so a service
+    /// can start while the database is down. Fails only on a bad URL.
+    pub fn lazy(url: &str) -> Result<Store, sqlx::Error> {
+        let sqlite = url.starts_with("sqlite:");
+        let pool = Self::options(sqlite).connect_lazy(url)?;
+        Ok(Store { pool, sqlite })
+    }
+
+    fn options(sqlite: bool) -> AnyPoolOptions {
+        sqlx::any::install_default_drivers();
+        AnyPoolOptions::new()
             // SQLite has one writer; one connection keeps it simple and fast.
             .max_connections(if sqlite { 1 } else { 8 })
             // A store that does not answer is reported (and retried) soon.
@@ -71,9 +84,6 @@ impl Store {
                     Ok(())
                 })
             })
-            .connect(url)
-            .await?;
-        Ok(Store { pool, sqlite })
     }
 
     /// The embedded store in `data_dir`.

@@ -42,7 +42,20 @@ pub async fn upgrade(
     super::query::authorize_webinar(&s, &claims, &webinar_id)?;
     check_origin(&headers, &s.settings.http.allowed_origins)?;
     let sub = s.hub.subscribe(&webinar_id);
-    let recent = s.store.recent_presence(&webinar_id, RECENT_BUCKETS).await?;
+    // History comes from the store, live counts do not: while the store is
+    // down the feed starts without the recent buckets.
+    let store_down = s.ready.borrow().degraded.iter().any(|(p, _)| p == "store");
+    let recent = if store_down {
+        Vec::new()
+    } else {
+        s.store
+            .recent_presence(&webinar_id, RECENT_BUCKETS)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::debug!(error = %e, "no recent buckets for a live feed: the store failed");
+                Vec::new()
+            })
+    };
     let recent: Vec<Value> = recent.iter().map(|b| bucket_json(&webinar_id, b)).collect();
     Ok(ws.on_upgrade(move |socket| async move {
         s.metrics.websocket_clients.inc();

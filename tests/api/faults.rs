@@ -1,6 +1,7 @@
 //! Faults of the store: a Postgres of its own (on a free port) is stopped
-//! for a minute during steady ingest. Aggregation goes on, `/readyz` names the store,
-//! flushes retry, and when Postgres returns every bucket is written.
+//! for a minute during steady ingest, or is down when the service starts.
+//! Ingest and aggregation go on, `/readyz` names the store, flushes retry,
+//! and when Postgres returns every bucket is written.
 
 use std::path::{Path, PathBuf};
 
@@ -11,8 +12,11 @@ use serde_json::json;
 use std::time::Duration;
 
 use crate::helpers::{OUTAGE, eventually, now_ms, spawn_app_with, steady_pings};
+use eventflow::engine::{Engine, Output};
 
-struct OwnPostgres {
+/// A PostgreSQL server of the test's own, on a free port, that can be
+/// stopped and started.
+pub struct OwnPostgres {
     dir: tempfile::TempDir,
     port: u16,
 }
@@ -39,7 +43,7 @@ fn as_postgres(tool: &str, args: &[&str]) {
 }
 
 impl OwnPostgres {
-    fn init() -> OwnPostgres {
+    pub fn init() -> OwnPostgres {
         let dir = tempfile::tempdir().unwrap();
         Command::new("chown")
             .args(["-R", "postgres", dir.path().to_str().unwrap()])
@@ -71,7 +75,7 @@ impl OwnPostgres {
         self.dir.path().join("data")
     }
 
-    fn start(&self) {
+    pub fn start(&self) {
         let opts = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
             self.port,
@@ -92,7 +96,7 @@ impl OwnPostgres {
         );
     }
 
-    fn stop(&self) {
+    pub fn stop(&self) {
         as_postgres(
             "pg_ctl",
             &[
@@ -106,7 +110,7 @@ impl OwnPostgres {
         );
     }
 
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
 }
@@ -200,4 +204,134 @@ async fn postgres_stopped_during_ingest_then_everything_is_written() {
     }
     let pings: u32 = rows.iter().map(|r| r.pings).sum();
     assert!(pings >= 4);
+}
+
+#[tokio::test]
+async fn postgres_down_at_start_then_ingest_goes_on_and_everything_is_written() {
+    let pg = OwnPostgres::init();
+    pg.stop();
+    // Ticks far behind the events: the rows depend on the log alone.
+    let app = spawn_app_with(json!({
+        "postgres": {"url": pg.url()},
+        "window": {"idle_lag_ms": 315_360_000_000i64},
+    }))
+    .await;
+    let (status, ready) = app.get("/readyz").await;
+    assert_eq!(status, 200, "{ready}");
+    assert!(ready["degraded"]["store"].is_string(), "{ready}");
+
+    // Four viewers pinging for 20 s, ending 5 s ago.
+    let t0 = now_ms() - 25_000;
+    let lines: Vec<String> = (0..80i64)
+        .flat_map(|step| {
+            (0..4i64).map(move |v| {
+                let ts = t0 + step * 250 + v * 10;
+                format!(
+                    r#"{{"type":"presence","webinar_id":"w-s","viewer_id":"v{v}","action":"ping","ts":{ts}}}"#
+                )
+            })
+        })
+        .collect();
+    for chunk in lines.chunks(40) {
+        let (status, body) = app.post_batch(chunk.join("\n"), &app.token).await;
+        assert_eq!(status, 202, "ingest goes on: {body}");
+    }
+    app.wait_applied().await;
+    let (status, live) = app.get("/api/webinars/w-s/live").await;
+    assert_eq!((status, live["live"].as_u64()), (200, Some(4)), "{live}");
+    let (_, ready) = app.get("/readyz").await;
+    assert!(ready["degraded"]["store"].is_string(), "{ready}");
+
+    pg.start();
+    eventually("/readyz no longer names the store", || async {
+        app.get("/readyz").await.1["degraded"]
+            .as_object()?
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    // What an uninterrupted run computes: the engine over the log.
+    let settings = crate::helpers::test_settings(app.dir.path(), json!({}));
+    let mut engine = Engine::new(settings.engine()).unwrap();
+    let mut files: Vec<_> = std::fs::read_dir(app.dir.path().join("log"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    for f in files {
+        for line in std::fs::read_to_string(f).unwrap().lines() {
+            engine
+                .apply(&eventflow::event::decode(line.as_bytes()).unwrap(), None)
+                .unwrap();
+        }
+    }
+    let expected: Vec<_> = engine
+        .drain()
+        .filter_map(|o| match o {
+            Output::Presence(b) => Some(b.stats),
+            _ => None,
+        })
+        .collect();
+    assert!(expected.len() >= 18, "{} buckets", expected.len());
+    let store = eventflow::store::Store::connect(&pg.url()).await.unwrap();
+    eventually("every bucket is written", || async {
+        let rows = store.presence_buckets("w-s", 0, i64::MAX).await.ok()?;
+        (rows == expected).then_some(())
+    })
+    .await;
+    app.stop().await;
+}
+
+/// The service resumes from its checkpoint while Postgres is down; when
+/// Postgres returns it turns out not to hold the rows before the
+/// checkpoint (here: a new database). The service stops with an error
+/// saying so, writing nothing, and the next start rebuilds every row from
+/// the log.
+#[tokio::test]
+async fn a_store_found_behind_the_checkpoint_after_an_outage_stops_the_service_then_is_refilled() {
+    let pg = OwnPostgres::init();
+    let first = pg.url();
+    let app = spawn_app_with(json!({"postgres": {"url": first}})).await;
+    app.post("/api/webinars/w-b/presence/ping", r#"{"viewer_id":"a"}"#)
+        .await;
+    let path = format!("/api/webinars/w-b/stats/access?from={}", now_ms() - 60_000);
+    eventually("buckets are stored", || async {
+        let (_, v) = app.get(&path).await;
+        (v["buckets"].as_array()?.len() >= 2).then_some(())
+    })
+    .await;
+    let dir = app.stop_keeping_dir().await;
+    let before = eventflow::store::Store::connect(&first).await.unwrap();
+    before.execute_admin("CREATE DATABASE fresh").await.unwrap();
+    let written = before.presence_buckets("w-b", 0, i64::MAX).await.unwrap();
+    before.close().await;
+    pg.stop();
+
+    let fresh = format!("{}/fresh", first.rsplit_once('/').unwrap().0);
+    let settings = json!({"postgres": {"url": fresh}});
+    let app = crate::helpers::spawn_app_in(dir, settings.clone()).await;
+    let (_, ready) = app.get("/readyz").await;
+    assert!(ready["degraded"]["store"].is_string(), "{ready}");
+    pg.start();
+    let (ended, dir) = app.ended().await;
+    let err = ended.expect_err("the service stops").to_string();
+    assert!(err.contains("behind the checkpoint"), "{err}");
+    let store = eventflow::store::Store::connect(&fresh).await.unwrap();
+    assert!(
+        store.position("local-log").await.unwrap().is_none(),
+        "nothing was written to the store behind"
+    );
+
+    let app = crate::helpers::spawn_app_in(dir, settings).await;
+    eventually(
+        "the rows before the checkpoint are written again",
+        || async {
+            let rows = store.presence_buckets("w-b", 0, i64::MAX).await.ok()?;
+            (rows.len() >= written.len()).then_some(())
+        },
+    )
+    .await;
+    let rows = store.presence_buckets("w-b", 0, i64::MAX).await.unwrap();
+    assert_eq!(&rows[..written.len()], &written[..]);
+    app.stop().await;
 }

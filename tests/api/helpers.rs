@@ -150,6 +150,17 @@ impl TestApp {
         self.stop_keeping_dir().await.keep()
     }
 
+    /// Waits (15 s at most) for the service to stop by itself; how it ended,
+    /// and its data directory.
+    pub async fn ended(mut self) -> (anyhow::Result<()>, tempfile::TempDir) {
+        let task = self.task.take().unwrap();
+        let result = tokio::time::timeout(Duration::from_secs(15), task)
+            .await
+            .expect("the service stops by itself")
+            .unwrap();
+        (result, self.dir)
+    }
+
     /// Stops the service and hands back its data directory.
     pub async fn stop_keeping_dir(mut self) -> tempfile::TempDir {
         let _ = self.stop.take().unwrap().send(());

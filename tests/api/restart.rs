@@ -492,3 +492,95 @@ async fn a_store_behind_the_checkpoint_is_refilled_from_the_log() {
     .await;
     assert_eq!(&after[..before.len()], &before[..]);
 }
+
+/// Postgres goes down during ingest; the service is SIGKILLed twice while
+/// it is down and each time starts again and takes events, Postgres still
+/// down. When Postgres returns, its rows are those of an uninterrupted run
+/// on a healthy store.
+#[tokio::test]
+async fn sigkilled_during_a_postgres_outage_it_starts_again_and_leaves_the_uninterrupted_rows() {
+    let events = events();
+    let chunks: Vec<&[String]> = events.chunks(131).collect();
+    let calm = tempfile::tempdir().unwrap();
+    let calm_pg = crate::helpers::fresh_postgres().await;
+    let uninterrupted = run(
+        calm.path(),
+        &chunks,
+        &[],
+        Parts {
+            postgres: Some(&calm_pg),
+            nats: None,
+        },
+    )
+    .await;
+    assert!(uninterrupted.len() > 150, "{} rows", uninterrupted.len());
+
+    let pg = crate::faults::OwnPostgres::init();
+    let url = pg.url();
+    let parts = Parts {
+        postgres: Some(&url),
+        nats: None,
+    };
+    let rough = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let token =
+        Signer::new(SECRET.as_bytes()).mint(Scope::Admin, crate::helpers::now_ms() + 600_000);
+    let port = free_port();
+    let mut s = start(rough.path(), port, parts);
+    wait_ready(&client, &s).await;
+    let (before, rest) = chunks.split_at(6);
+    for chunk in before {
+        post(&client, &s, &token, chunk).await;
+    }
+    wait_applied(&client, &s, parts).await;
+    eventually("a checkpoint covers rows in Postgres", || async {
+        rough.path().join("checkpoint.bin").exists().then_some(())
+    })
+    .await;
+
+    pg.stop();
+    for (i, part) in rest.chunks(5).enumerate() {
+        for chunk in part {
+            post(&client, &s, &token, chunk).await;
+        }
+        if i < 2 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            s.child.kill().unwrap();
+            s.child.wait().unwrap();
+            s = start(rough.path(), port, parts);
+            wait_ready(&client, &s).await;
+            let ready: serde_json::Value = client
+                .get(format!("{}/readyz", s.base))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert!(
+                ready["degraded"]["store"].is_string(),
+                "started with Postgres down: {ready}"
+            );
+        }
+    }
+    wait_applied(&client, &s, parts).await;
+    pg.start();
+    eventually("the store is no longer degraded", || async {
+        let v: serde_json::Value = client
+            .get(format!("{}/readyz", s.base))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        v["degraded"].as_object()?.is_empty().then_some(())
+    })
+    .await;
+    terminate(s);
+    assert_eq!(
+        rows(rough.path(), parts).await,
+        uninterrupted,
+        "Postgres rows, row for row"
+    );
+}
