@@ -146,38 +146,125 @@ impl UtmKey {
     };
 }
 
-/// Something a session did that attribution may look back to: its time and
-/// applied order, and what it carries (a UTM, or a link).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-struct Mark<T> {
+/// Something a session did that attribution may look back to: a non-bot
+/// visit carrying a UTM source or a link, or a UTM-carrying page view; its
+/// effective time and applied order, its UTM (`source` `NONE`: none) and
+/// link (`NONE`: none). 32 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+struct Mark {
     ts: i64,
     seq: u64,
-    what: T,
+    utm: UtmKey,
+    link: u32,
 }
 
 /// Marks kept in (ts, applied order): the earliest one inside a window is
-/// the first at or after its start.
-fn insert_mark<T>(marks: &mut Vec<Mark<T>>, mark: Mark<T>, horizon: i64) {
+/// the first at or after its start. Marks older than `horizon` (out of
+/// every future conversion's window) are dropped on the way. Most sessions
+/// hold one or two marks, so the list grows one slot at a time up to four.
+fn insert_mark(marks: &mut Vec<Mark>, mark: Mark, horizon: i64) {
     let stale = marks.partition_point(|m| m.ts < horizon);
     marks.drain(..stale);
+    if marks.len() == marks.capacity() && marks.capacity() < 4 {
+        marks.reserve_exact(1);
+    }
     let at = marks.partition_point(|m| (m.ts, m.seq) <= (mark.ts, mark.seq));
     marks.insert(at, mark);
 }
 
-fn earliest_since<T: Copy>(marks: &[Mark<T>], since: i64) -> Option<T> {
+/// The UTM of the earliest touch at or after `since`.
+fn earliest_touch(marks: &[Mark], since: i64) -> Option<UtmKey> {
     let i = marks.partition_point(|m| m.ts < since);
-    marks.get(i).map(|m| m.what)
+    marks[i..]
+        .iter()
+        .find(|m| m.utm.source != NONE)
+        .map(|m| m.utm)
 }
 
-/// One session of a client.
-#[derive(Default, Serialize, Deserialize)]
+/// The link of the earliest link visit at or after `since`.
+fn earliest_link(marks: &[Mark], since: i64) -> Option<u32> {
+    let i = marks.partition_point(|m| m.ts < since);
+    marks[i..].iter().find(|m| m.link != NONE).map(|m| m.link)
+}
+
+/// What attribution remembers of a session with something inside the
+/// window: 32 bytes and its marks.
+#[derive(Serialize, Deserialize)]
 struct Session {
-    /// Non-bot visits with a UTM source and UTM-carrying page views.
-    touches: Vec<Mark<UtmKey>>,
-    /// Non-bot visits carrying a link.
-    links: Vec<Mark<u32>>,
+    marks: Vec<Mark>,
     /// Effective time of the latest non-bot visit (`i64::MIN`: none).
     last_visit: i64,
+}
+
+impl Session {
+    fn new() -> Session {
+        Session {
+            marks: Vec::new(),
+            last_visit: i64::MIN,
+        }
+    }
+
+    /// Drops what is older than `horizon`; whether anything is left.
+    fn prune(&mut self, horizon: i64) -> bool {
+        let stale = self.marks.partition_point(|m| m.ts < horizon);
+        self.marks.drain(..stale);
+        if self.marks.is_empty() {
+            self.marks = Vec::new();
+        }
+        self.last_visit >= horizon || !self.marks.is_empty()
+    }
+}
+
+/// A client's sessions, numbered in first-seen order (the numbers its day
+/// bitmaps hold). Ids are kept as 128-bit fingerprints (XXH3-128: two of a
+/// billion sessions share one with probability below 10⁻²⁰), 16 bytes and
+/// an index slot per session whatever the length of its id.
+#[derive(Default, Serialize, Deserialize)]
+struct SessionIds {
+    fps: Vec<u128>,
+    #[serde(skip)]
+    index: hashbrown::HashTable<u32>,
+}
+
+impl SessionIds {
+    fn fingerprint(id: &str) -> u128 {
+        xxhash_rust::xxh3::xxh3_128(id.as_bytes())
+    }
+
+    fn get(&self, id: &str) -> Option<u32> {
+        let fp = Self::fingerprint(id);
+        self.index
+            .find(fp as u64, |&n| self.fps[n as usize] == fp)
+            .copied()
+    }
+
+    /// The session's number, and whether it is new.
+    fn insert(&mut self, id: &str) -> (u32, bool) {
+        let fp = Self::fingerprint(id);
+        let fps = &self.fps;
+        if let Some(&n) = self.index.find(fp as u64, |&n| fps[n as usize] == fp) {
+            return (n, false);
+        }
+        let n = self.fps.len() as u32;
+        self.fps.push(fp);
+        let fps = &self.fps;
+        self.index
+            .insert_unique(fp as u64, n, |&m| fps[m as usize] as u64);
+        (n, true)
+    }
+
+    fn len(&self) -> usize {
+        self.fps.len()
+    }
+
+    fn reindex(&mut self) {
+        let fps = &self.fps;
+        let mut index = hashbrown::HashTable::with_capacity(fps.len());
+        for (n, fp) in fps.iter().enumerate() {
+            index.insert_unique(*fp as u64, n as u32, |&m| fps[m as usize] as u64);
+        }
+        self.index = index;
+    }
 }
 
 /// How a conversion's UTM was found (rule 6).
@@ -270,8 +357,9 @@ struct Link {
 struct Client {
     names: Names,
     /// Session ids and their numbers.
-    session_ids: Names,
-    sessions: Vec<Session>,
+    session_ids: SessionIds,
+    /// Sessions with a visit or a touch inside the attribution window.
+    active: HashMap<u32, Session>,
     campaigns: HashMap<u32, CampaignDays>,
     links: HashMap<u32, Link>,
     /// Distinct sessions with a non-bot visit, per day.
@@ -282,8 +370,8 @@ struct Client {
     active_campaigns: BTreeMap<Date, Vec<u32>>,
     /// Webinars named on non-bot visits or counted conversions, per day.
     webinars: BTreeMap<Date, Vec<u32>>,
-    /// `entry_id`s of counted conversions.
-    entries: hashbrown::HashSet<Box<str>>,
+    /// Fingerprints (XXH3-128) of the `entry_id`s of counted conversions.
+    entries: hashbrown::HashSet<u128>,
     conversions: Vec<Counted>,
     /// Page views naming the client, per day and path.
     paths: BTreeMap<Date, HashMap<u32, u64>>,
@@ -293,7 +381,7 @@ struct Client {
     #[serde(skip)]
     dirty: hashbrown::HashSet<Dirty>,
     #[serde(skip)]
-    new_sessions: Vec<u32>,
+    new_sessions: Vec<(u32, String)>,
     #[serde(skip)]
     new_conversions: Vec<ConversionRow>,
 }
@@ -460,13 +548,9 @@ fn add_once(days: &mut BTreeMap<Date, Vec<u32>>, day: Date, v: u32) {
 
 impl Client {
     fn session(&mut self, id: &str) -> u32 {
-        let sid = self.session_ids.id(id);
-        if sid as usize == self.sessions.len() {
-            self.sessions.push(Session {
-                last_visit: i64::MIN,
-                ..Session::default()
-            });
-            self.new_sessions.push(sid);
+        let (sid, new) = self.session_ids.insert(id);
+        if new {
+            self.new_sessions.push((sid, id.to_owned()));
         }
         sid
     }
@@ -531,11 +615,11 @@ impl Client {
                 }),
             }
         }
-        for sid in self.new_sessions.drain(..) {
+        for (number, session_id) in self.new_sessions.drain(..) {
             rows.sessions.push(SessionRow {
                 client_id: id.clone(),
-                session_id: self.session_ids.name(sid).to_owned(),
-                number: sid,
+                session_id,
+                number,
             });
         }
         rows.conversions.append(&mut self.new_conversions);
@@ -652,21 +736,28 @@ impl Campaigns {
     ) -> Result<(), String> {
         let client = self.clients.entry_ref(client_id).or_default();
         for (number, session) in numbers {
-            if number as usize != client.sessions.len() {
+            if number as usize != client.session_ids.len() {
                 return Err(format!(
                     "session numbers must run 0, 1, 2, ... (found {number} where {} was expected)",
-                    client.sessions.len()
+                    client.session_ids.len()
                 ));
             }
-            if client.session_ids.id(&session) != number {
+            if client.session_ids.insert(&session) != (number, true) {
                 return Err(format!("session {session:?} has two numbers"));
             }
-            client.sessions.push(Session {
-                last_visit: i64::MIN,
-                ..Session::default()
-            });
         }
         Ok(())
+    }
+
+    /// Forgets what no future conversion can look back to: marks older than
+    /// `horizon` and sessions with nothing left inside the window.
+    pub fn sweep(&mut self, horizon: i64) {
+        for client in self.clients.values_mut() {
+            client.active.retain(|_, s| s.prune(horizon));
+            if client.active.capacity() > 4 * client.active.len().max(16) {
+                client.active.shrink_to_fit();
+            }
+        }
     }
 
     /// The last restore whose rows were absorbed.
@@ -683,14 +774,10 @@ impl Campaigns {
         let mut taken = 0;
         for s in rows.sessions {
             let client = self.clients.entry_ref(s.client_id.as_str()).or_default();
-            if s.number as usize == client.sessions.len()
+            if s.number as usize == client.session_ids.len()
                 && client.session_ids.get(&s.session_id).is_none()
             {
-                client.session_ids.id(&s.session_id);
-                client.sessions.push(Session {
-                    last_visit: i64::MIN,
-                    ..Session::default()
-                });
+                client.session_ids.insert(&s.session_id);
                 taken += 1;
             } else if client.session_ids.get(&s.session_id) != Some(s.number) {
                 tracing::warn!(client = %s.client_id, session = %s.session_id, number = s.number,
@@ -779,10 +866,12 @@ impl Campaigns {
         }
         for r in rows.conversions {
             let client = self.clients.entry_ref(r.client_id.as_str()).or_default();
-            if client.entries.contains(r.entry_id.as_str()) {
+            if !client
+                .entries
+                .insert(xxhash_rust::xxh3::xxh3_128(r.entry_id.as_bytes()))
+            {
                 continue;
             }
-            client.entries.insert(r.entry_id.as_str().into());
             let mut id = |v: &Option<String>| v.as_deref().map_or(NONE, |s| client.names.id(s));
             let utm = UtmKey {
                 source: id(&r.source),
@@ -869,21 +958,18 @@ impl Campaigns {
         }
         let utm = client.utm(&v.utm);
         let link = v.link_id.as_deref().map(|l| client.names.id(l));
-        let session = &mut client.sessions[sid as usize];
+        let session = client.active.entry(sid).or_insert_with(Session::new);
         session.last_visit = session.last_visit.max(ts);
-        if let Some(utm) = utm {
-            insert_mark(&mut session.touches, Mark { ts, seq, what: utm }, horizon);
+        if utm.is_some() || link.is_some() {
+            let mark = Mark {
+                ts,
+                seq,
+                utm: utm.unwrap_or(UtmKey::NONE),
+                link: link.unwrap_or(NONE),
+            };
+            insert_mark(&mut session.marks, mark, horizon);
         }
         if let Some(link) = link {
-            insert_mark(
-                &mut session.links,
-                Mark {
-                    ts,
-                    seq,
-                    what: link,
-                },
-                horizon,
-            );
             client.link_visits.entry(day).or_default().insert(sid);
             client.mark(Dirty::Link(link, day));
             let rec = client.links.entry(link).or_default();
@@ -932,8 +1018,14 @@ impl Campaigns {
             if !is_bot(p.user_agent.as_deref())
                 && let Some(utm) = client.utm(&p.utm())
             {
-                let session = &mut client.sessions[sid as usize];
-                insert_mark(&mut session.touches, Mark { ts, seq, what: utm }, horizon);
+                let session = client.active.entry(sid).or_insert_with(Session::new);
+                let mark = Mark {
+                    ts,
+                    seq,
+                    utm,
+                    link: NONE,
+                };
+                insert_mark(&mut session.marks, mark, horizon);
             }
         }
     }
@@ -947,34 +1039,32 @@ impl Campaigns {
         let client = self.client(&c.client_id);
         let (campaign, _) = client.campaign(&c.campaign_id);
         client.mark(Dirty::Campaign(campaign, day));
-        if client.entries.contains(&*c.entry_id) {
+        if !client
+            .entries
+            .insert(xxhash_rust::xxh3::xxh3_128(c.entry_id.as_bytes()))
+        {
             return;
         }
         client.mark(Dirty::Client(day));
-        client.entries.insert(c.entry_id.as_ref().into());
         let since = ts.saturating_sub(window_ms);
-        let session = c
+        let sid = c
             .session_id
             .as_deref()
-            .and_then(|s| client.session_ids.get(s))
-            .map(|sid| &client.sessions[sid as usize]);
+            .and_then(|s| client.session_ids.get(s));
         let link = match &c.link_id {
             Some(l) => client.names.id(l),
-            None => session
-                .and_then(|s| earliest_since(&s.links, since))
+            None => sid
+                .and_then(|sid| client.active.get(&sid))
+                .and_then(|s| earliest_link(&s.marks, since))
                 .unwrap_or(NONE),
         };
         let own = client.utm(&c.utm);
-        let session = c
-            .session_id
-            .as_deref()
-            .and_then(|s| client.session_ids.get(s))
-            .map(|sid| &client.sessions[sid as usize]);
+        let session = sid.and_then(|sid| client.active.get(&sid));
         let visit_before =
             session.is_some_and(|s| s.last_visit >= since && s.last_visit != i64::MIN);
         let (how, utm) = if let Some(utm) = own {
             (Source::Own, utm)
-        } else if let Some(utm) = session.and_then(|s| earliest_since(&s.touches, since)) {
+        } else if let Some(utm) = session.and_then(|s| earliest_touch(&s.marks, since)) {
             (Source::Session, utm)
         } else if let Some(utm) = client.links.get(&link).and_then(|l| l.first_utm) {
             (Source::Link, utm)
@@ -1428,47 +1518,30 @@ mod tests {
 
     #[test]
     fn the_earliest_mark_inside_the_window_wins_ties_by_applied_order() {
+        let utm = |source| UtmKey {
+            source,
+            ..UtmKey::NONE
+        };
+        let mark = |ts, seq, source, link| Mark {
+            ts,
+            seq,
+            utm: utm(source),
+            link,
+        };
         let mut marks = Vec::new();
-        insert_mark(
-            &mut marks,
-            Mark {
-                ts: 10,
-                seq: 2,
-                what: 'b',
-            },
-            0,
-        );
-        insert_mark(
-            &mut marks,
-            Mark {
-                ts: 10,
-                seq: 1,
-                what: 'a',
-            },
-            0,
-        );
-        insert_mark(
-            &mut marks,
-            Mark {
-                ts: 5,
-                seq: 3,
-                what: 'c',
-            },
-            0,
-        );
-        assert_eq!(earliest_since(&marks, 0), Some('c'));
-        assert_eq!(earliest_since(&marks, 6), Some('a'));
-        assert_eq!(earliest_since(&marks, 11), None);
+        insert_mark(&mut marks, mark(10, 2, 2, NONE), 0);
+        insert_mark(&mut marks, mark(10, 1, 1, 7), 0);
+        insert_mark(&mut marks, mark(5, 3, NONE, 8), 0);
+        assert_eq!(earliest_touch(&marks, 0), Some(utm(1)), "5 has no UTM");
+        assert_eq!(earliest_link(&marks, 0), Some(8));
+        assert_eq!(earliest_link(&marks, 6), Some(7));
+        assert_eq!(earliest_touch(&marks, 11), None);
         // Marks older than the horizon are dropped.
-        insert_mark(
-            &mut marks,
-            Mark {
-                ts: 20,
-                seq: 4,
-                what: 'd',
-            },
-            8,
-        );
+        insert_mark(&mut marks, mark(20, 4, 3, NONE), 8);
         assert_eq!(marks.len(), 3);
+        let mut session = Session::new();
+        session.marks = marks;
+        assert!(session.prune(20), "the mark at 20 is kept");
+        assert!(!session.prune(21), "nothing is left after 21");
     }
 }

@@ -210,6 +210,8 @@ pub struct Engine {
     /// Fingerprints of every applied campaign event `id` (rule 1: a repeat
     /// is skipped however late it comes).
     campaign_ids: hashbrown::HashSet<u128>,
+    /// The tick clock when attribution last forgot old sessions.
+    swept_at: i64,
     counters: Counters,
     recent_ids: RecentIds,
     out: Vec<Output>,
@@ -255,6 +257,7 @@ impl Engine {
             campaign_clocks: HashMap::new(),
             campaigns: Arc::new(RwLock::new(campaigns)),
             campaign_ids: hashbrown::HashSet::new(),
+            swept_at: i64::MIN,
             counters: Counters::default(),
             recent_ids: RecentIds::default(),
             out: Vec::new(),
@@ -580,6 +583,13 @@ impl Engine {
             return;
         }
         self.tick_clock = ts;
+        // Hourly, attribution forgets what fell out of every future window
+        // (memory only: no answer depends on when this runs).
+        if ts >= self.swept_at.saturating_add(3_600_000) {
+            self.swept_at = ts;
+            let horizon = self.attribution_horizon();
+            self.campaigns_mut().sweep(horizon);
+        }
         let mut w = 0;
         while w < self.webinars.len() {
             if self.webinars[w].clock < ts {
