@@ -36,6 +36,7 @@ use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 
+use eventflow::engine::campaign::DateRange;
 use eventflow::engine::{Engine, EngineConfig, OpenPeriod, Output, Period, PresenceStats};
 use eventflow::event::{Event, Presence, PresenceAction, Tick};
 use jiff::Timestamp;
@@ -438,6 +439,25 @@ impl Model {
         rows
     }
 
+    /// Per webinar, the viewers (bits) with a live millisecond on each local
+    /// day (keyed by the day's start).
+    fn viewer_days(&self) -> Vec<BTreeMap<i64, u32>> {
+        (0..WEBINARS.len())
+            .map(|w| {
+                let mut days: BTreeMap<i64, u32> = BTreeMap::new();
+                for i in self.intervals(w) {
+                    let mut k = i.start;
+                    while k < i.end {
+                        let (start, end) = self.calendar.period(Period::Day, k);
+                        *days.entry(start).or_default() |= 1 << i.viewer;
+                        k = end;
+                    }
+                }
+                days
+            })
+            .collect()
+    }
+
     /// The open hour and day so far: the periods holding the clock `c`, with
     /// the distinct viewers that have an interval containing some `k` in
     /// `[start, c]` (as for the open bucket: whoever is live at `c` counts).
@@ -729,6 +749,47 @@ fn check_all(cfg: Cfg, recs: &[Rec]) -> Result<Rows, TestCaseError> {
     prop_assert_eq!(&emitted.buckets, &expected, "final buckets");
     prop_assert_eq!(&sorted(emitted.rollups), &expected_rollups, "final rollups");
     prop_assert_eq!(engine.counters().late, model.late, "late count");
+    // Distinct viewers over any days and webinars together (the campaign
+    // overview's live_viewers): those with a live millisecond in the range.
+    let days = model.viewer_days();
+    let tz = cfg.tz.zone();
+    let date = |k: i64| {
+        Timestamp::from_millisecond(k)
+            .unwrap()
+            .to_zoned(tz.clone())
+            .date()
+    };
+    let all: BTreeSet<i64> = days.iter().flat_map(|d| d.keys().copied()).collect();
+    let mut ranges: Vec<(i64, i64)> = all.iter().map(|&d| (d, d)).collect();
+    if let (Some(&first), Some(&last)) = (all.first(), all.last()) {
+        ranges.push((first, last));
+    }
+    let view = engine.campaigns();
+    for subset in 1..(1u32 << WEBINARS.len()) {
+        let names: Vec<&str> = (0..WEBINARS.len())
+            .filter(|w| subset & (1 << w) != 0)
+            .map(|w| WEBINARS[w])
+            .collect();
+        for &(from, to) in &ranges {
+            let mut seen = 0u32;
+            for (w, d) in days.iter().enumerate() {
+                if subset & (1 << w) != 0 {
+                    seen |= d.range(from..=to).fold(0, |acc, (_, v)| acc | v);
+                }
+            }
+            let range = DateRange {
+                from: date(from),
+                to: date(to),
+            };
+            prop_assert_eq!(
+                view.live_viewers(&names, range),
+                u64::from(seen.count_ones()),
+                "distinct viewers of {:?} over {:?}",
+                names,
+                range
+            );
+        }
+    }
     Ok((expected, expected_rollups))
 }
 

@@ -36,6 +36,7 @@ use roaring::RoaringBitmap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::presence::DayMark;
 use crate::event::{Conversion, Pageview, Utm, Visit};
 
 const DAY_MS: i64 = 86_400_000;
@@ -215,6 +216,16 @@ impl Session {
     }
 }
 
+/// Viewers of each webinar with a live millisecond on each local day
+/// (presence intervals, DESIGN §3), as bitmaps of viewer numbers: distinct
+/// viewers over any days and webinars together are the size of a union.
+#[derive(Default, Serialize, Deserialize)]
+struct ViewerDays {
+    /// Viewer fingerprints (the presence engine's), numbered.
+    viewers: SessionIds,
+    days: HashMap<Box<str>, BTreeMap<Date, RoaringBitmap>>,
+}
+
 /// A client's sessions, numbered in first-seen order (the numbers its day
 /// bitmaps hold). Ids are kept as 128-bit fingerprints (XXH3-128: two of a
 /// billion sessions share one with probability below 10⁻²⁰), 16 bytes and
@@ -232,7 +243,10 @@ impl SessionIds {
     }
 
     fn get(&self, id: &str) -> Option<u32> {
-        let fp = Self::fingerprint(id);
+        self.get_fp(Self::fingerprint(id))
+    }
+
+    fn get_fp(&self, fp: u128) -> Option<u32> {
         self.index
             .find(fp as u64, |&n| self.fps[n as usize] == fp)
             .copied()
@@ -240,7 +254,10 @@ impl SessionIds {
 
     /// The session's number, and whether it is new.
     fn insert(&mut self, id: &str) -> (u32, bool) {
-        let fp = Self::fingerprint(id);
+        self.insert_fp(Self::fingerprint(id))
+    }
+
+    fn insert_fp(&mut self, fp: u128) -> (u32, bool) {
         let fps = &self.fps;
         if let Some(&n) = self.index.find(fp as u64, |&n| fps[n as usize] == fp) {
             return (n, false);
@@ -660,6 +677,8 @@ pub struct Campaigns {
     seq: u64,
     /// The last `eventflow restore` of the store absorbed.
     restored_through: i64,
+    /// Live viewers per webinar and day.
+    viewer_days: ViewerDays,
     /// Clients with rows changed since [`Campaigns::take_rows`].
     #[serde(skip)]
     touched: hashbrown::HashSet<Box<str>>,
@@ -676,6 +695,7 @@ impl Campaigns {
             clients: HashMap::new(),
             seq: 0,
             restored_through: 0,
+            viewer_days: ViewerDays::default(),
             touched: hashbrown::HashSet::new(),
             day_cache: None,
         }
@@ -688,6 +708,7 @@ impl Campaigns {
             client.names.reindex();
             client.session_ids.reindex();
         }
+        self.viewer_days.viewers.reindex();
         self
     }
 
@@ -747,6 +768,27 @@ impl Campaigns {
             }
         }
         Ok(())
+    }
+
+    /// Viewers of `webinar_id` who gained (or lost) a live millisecond on a
+    /// day.
+    pub fn viewer_days(&mut self, webinar_id: &str, marks: &[DayMark]) {
+        for m in marks {
+            let day = self.day(m.day_start);
+            let vd = &mut self.viewer_days;
+            let days = vd.days.entry_ref(webinar_id).or_default();
+            if m.live {
+                let (n, _) = vd.viewers.insert_fp(m.viewer);
+                days.entry(day).or_default().insert(n);
+            } else if let Some(n) = vd.viewers.get_fp(m.viewer)
+                && let Some(set) = days.get_mut(&day)
+            {
+                set.remove(n);
+                if set.is_empty() {
+                    days.remove(&day);
+                }
+            }
+        }
     }
 
     /// Forgets what no future conversion can look back to: marks older than
@@ -1340,8 +1382,8 @@ impl CampaignView {
         })
     }
 
-    /// The client's overview (DESIGN §6, rules 8 and 9). `live_viewers` and
-    /// `peak_concurrent` come from presence: 0 here, filled in by the caller.
+    /// The client's overview (DESIGN §6, rules 8 and 9). `peak_concurrent`
+    /// comes from the presence buckets: 0 here, filled in by the caller.
     pub fn overview(&self, client_id: &str, range: DateRange) -> Value {
         let state = self.read();
         let empty = Client::default();
@@ -1389,6 +1431,15 @@ impl CampaignView {
                 covered += c.covered;
             }
         }
+        let mut viewers = RoaringBitmap::new();
+        for w in &webinars {
+            if let Some(days) = state.viewer_days.days.get(client.names.name(*w)) {
+                for (_, set) in days.range(range.from..=range.to) {
+                    viewers |= set;
+                }
+            }
+        }
+        let live_viewers = viewers.len();
         json!({
             "period": {"from": date(range.from), "to": date(range.to)},
             "campaigns": {
@@ -1400,7 +1451,7 @@ impl CampaignView {
             "webinars": {
                 "total": webinars.len(),
                 "registrations": registrations,
-                "live_viewers": 0,
+                "live_viewers": live_viewers,
                 "peak_concurrent": 0,
             },
             "links": {
@@ -1451,6 +1502,21 @@ impl CampaignView {
             }
         }
         out
+    }
+
+    /// Distinct viewers of `webinars` together with a live millisecond on a
+    /// day of `range`.
+    pub fn live_viewers(&self, webinars: &[&str], range: DateRange) -> u64 {
+        let state = self.read();
+        let mut viewers = RoaringBitmap::new();
+        for w in webinars {
+            if let Some(days) = state.viewer_days.days.get(*w) {
+                for (_, set) in days.range(range.from..=range.to) {
+                    viewers |= set;
+                }
+            }
+        }
+        viewers.len()
     }
 
     /// The webinars named on the client's visits and counted conversions in

@@ -490,11 +490,13 @@ impl Engine {
                         webinar.leave(key, &self.params, &mut self.slab);
                     }
                 }
+                self.record_days(w);
                 applied
             }
             Event::Activity(e) => {
                 let (w, applied) = self.webinar_at(&e.webinar_id, ts);
                 self.webinars[w].activity(e.kind);
+                self.record_days(w);
                 applied
             }
             Event::Visit(e) => {
@@ -527,6 +529,20 @@ impl Engine {
         self.counters.late += u64::from(applied.late);
         self.counters.clamped += u64::from(applied.clamped);
         Ok(applied)
+    }
+
+    /// Hands the days on which viewers of webinar `w` were live, as its last
+    /// operation changed them, to the campaign state (the overview's
+    /// `live_viewers`).
+    fn record_days(&mut self, w: usize) {
+        if self.slab.day_marks.is_empty() {
+            return;
+        }
+        let mut marks = std::mem::take(&mut self.slab.day_marks);
+        self.campaigns_mut()
+            .viewer_days(&self.webinars[w].id, &marks);
+        marks.clear();
+        self.slab.day_marks = marks;
     }
 
     /// The earliest effective time a conversion applied from now on can
@@ -594,6 +610,7 @@ impl Engine {
         while w < self.webinars.len() {
             if self.webinars[w].clock < ts {
                 self.webinars[w].advance(ts, &self.params, &mut self.slab, &mut self.out);
+                self.record_days(w);
                 self.mark(w);
             }
             let webinar = &self.webinars[w];
@@ -613,6 +630,7 @@ impl Engine {
     pub fn finish(&mut self) {
         for w in 0..self.webinars.len() {
             self.webinars[w].finish(&self.params, &mut self.slab, &mut self.out);
+            self.record_days(w);
             self.mark(w);
         }
     }

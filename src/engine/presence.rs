@@ -175,6 +175,21 @@ pub struct Slab {
     pages: Vec<Box<[Viewer; PAGE]>>,
     pub(crate) len: u32,
     free: Option<u32>,
+    /// Changes of which viewers had a live millisecond on which day, for
+    /// the engine to take after each operation (see [`DayMark`]).
+    pub(crate) day_marks: Vec<DayMark>,
+}
+
+/// A viewer gained (or, for an interval that ended in the millisecond it
+/// began, lost again) a live millisecond on the local day starting at
+/// `day_start`: the membership the daily rollups count, kept by the engine
+/// per webinar and day so distinct viewers can be counted over any days
+/// and webinars together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DayMark {
+    pub viewer: u128,
+    pub day_start: i64,
+    pub live: bool,
 }
 
 const PAGE_BITS: u32 = 14;
@@ -567,6 +582,20 @@ impl Webinar {
             self.windows[level] = Distinct::open(p, level, next, self.live);
             if level == DAY {
                 self.day_seen = hashbrown::HashSet::new();
+                // Viewers live across midnight are live on the new day
+                // (those whose interval ends right at it expire after this).
+                let mut i = self.live_list.head;
+                while i != NIL {
+                    if slab[i].end > at {
+                        let viewer = slab[i].key().packed();
+                        slab.day_marks.push(DayMark {
+                            viewer,
+                            day_start: self.windows[DAY].start,
+                            live: true,
+                        });
+                    }
+                    i = slab[i].next;
+                }
             }
         }
         self.free_dead(slab);
@@ -651,6 +680,15 @@ impl Webinar {
     }
 
     fn join(&mut self, i: u32, slab: &mut Slab) {
+        let day = &self.windows[DAY];
+        if slab[i].seen[DAY] != day.ordinal {
+            let viewer = slab[i].key().packed();
+            slab.day_marks.push(DayMark {
+                viewer,
+                day_start: day.start,
+                live: true,
+            });
+        }
         self.live_list.push_back(slab, i);
         self.live += 1;
         self.open.joins += 1;
@@ -681,6 +719,18 @@ impl Webinar {
     /// Ends viewer `i`'s interval at `end` (a leave or an expiry) and counts
     /// the viewer as distinct in each open window the interval overlapped.
     fn end_interval(&mut self, i: u32, end: i64, p: &Params, slab: &mut Slab) {
+        let day = &self.windows[DAY];
+        if (slab[i].empty_at(end, p.ttl_ms) || end <= day.start) && slab[i].seen[DAY] != day.ordinal
+        {
+            // Joined and left in one millisecond, or left right at midnight
+            // after being carried into the day: never live on it.
+            let viewer = slab[i].key().packed();
+            slab.day_marks.push(DayMark {
+                viewer,
+                day_start: self.windows[DAY].start,
+                live: false,
+            });
+        }
         let v = &mut slab[i];
         let empty = v.empty_at(end, p.ttl_ms);
         for (level, w) in self.windows.iter_mut().enumerate() {

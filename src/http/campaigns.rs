@@ -214,6 +214,5 @@ pub async fn overview(
         }
     }
     body["webinars"]["peak_concurrent"] = json!(peak);
-    body["webinars"]["live_viewers"] = Value::Null;
     Ok(Json(body))
 }

@@ -46,6 +46,10 @@ fn history() -> Vec<Value> {
                "utm":{"source":"google"},"ts":seoul(10, 9, 0)}),
         json!({"type":"conversion","client_id":"c2","campaign_id":"cmp-x","entry_id":"e1","session_id":"s1",
                "webinar_id":"w-2","ts":seoul(10, 9, 30)}),
+        // Two viewers watch c1's webinar; one of them also c2's.
+        json!({"type":"presence","webinar_id":"w-1","viewer_id":"u-1","action":"ping","ts":seoul(10, 12, 30)}),
+        json!({"type":"presence","webinar_id":"w-1","viewer_id":"u-2","action":"ping","ts":seoul(10, 12, 30)}),
+        json!({"type":"presence","webinar_id":"w-2","viewer_id":"u-1","action":"ping","ts":seoul(10, 9, 45)}),
     ]
 }
 
@@ -153,9 +157,10 @@ async fn campaign_reads_answer_from_the_rules() {
         v["campaigns"],
         json!({"total":1,"visits":1,"conversions":2,"cvr":200.0})
     );
-    assert_eq!(v["webinars"]["total"], 1);
-    assert_eq!(v["webinars"]["registrations"], 1);
-    assert_eq!(v["webinars"]["peak_concurrent"], 0);
+    assert_eq!(
+        v["webinars"],
+        json!({"total":1,"registrations":1,"live_viewers":2,"peak_concurrent":2})
+    );
     assert_eq!(
         v["links"],
         json!({"total":1,"active":1,"total_visits":1,"total_conversions":1})
@@ -176,6 +181,12 @@ async fn campaign_reads_answer_from_the_rules() {
         v["campaigns"],
         json!({"total":1,"visits":1,"conversions":1,"cvr":100.0})
     );
+    assert_eq!(v["webinars"]["live_viewers"], 1);
+    let (_, v) = app
+        .get("/api/clients/c1/statistics/overview?from=2026-01-11&to=2026-01-11")
+        .await;
+    assert_eq!(v["webinars"]["total"], 0, "no webinar named on the 11th");
+    assert_eq!(v["webinars"]["live_viewers"], 0);
     app.stop().await;
 }
 
