@@ -544,11 +544,9 @@ async fn ticker(s: http::AppState, applied: watch::Receiver<Reading>) {
         if behind {
             continue;
         }
-        // An idle lag longer than the time since 1970 leaves nothing to tick.
-        let ts = (s.clock)().saturating_sub(s.settings.window.idle_lag_ms);
-        if ts < 0 {
+        let Some(ts) = tick_time((s.clock)(), s.settings.window.idle_lag_ms) else {
             continue;
-        }
+        };
         let tick = Event::Tick(Tick { ts });
         let line = tick.to_json();
         let written = match &s.sink {
@@ -566,6 +564,14 @@ async fn ticker(s: http::AppState, applied: watch::Receiver<Reading>) {
             tracing::debug!(error = %e, "could not write a tick");
         }
     }
+}
+
+/// The time a tick written at wall time `now` carries: `now - idle_lag_ms`,
+/// or none when the lag reaches back before 1970 (any lag is valid: a
+/// deployment loading old history sets it far behind wall time).
+pub fn tick_time(now: i64, idle_lag_ms: i64) -> Option<i64> {
+    let ts = now.saturating_sub(idle_lag_ms);
+    (ts >= 0).then_some(ts)
 }
 
 /// Hourly: compress and delete old log (or spool) files that the last
@@ -602,5 +608,19 @@ async fn housekeeping(
         if let Ok(Err(e)) = result {
             tracing::warn!(error = %e, "log housekeeping failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tick_time;
+
+    #[test]
+    fn ticks_trail_wall_time_by_the_idle_lag_and_never_go_before_1970() {
+        assert_eq!(tick_time(10_000, 2_000), Some(8_000));
+        assert_eq!(tick_time(10_000, 0), Some(10_000));
+        assert_eq!(tick_time(10_000, 10_000), Some(0));
+        assert_eq!(tick_time(10_000, 10_001), None);
+        assert_eq!(tick_time(10_000, i64::MAX), None);
     }
 }

@@ -312,3 +312,19 @@ async fn a_service_started_after_a_restore_reads_the_restored_history() {
     assert_eq!(v["days"].as_array().unwrap().len(), 2, "{v}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_idle_lag_longer_than_the_epoch_is_valid() {
+    let app = spawn_app_with(json!({"window": {"idle_lag_ms": 10_000_000_000_000_000_i64}})).await;
+    let (status, _) = app
+        .post(
+            "/api/public/campaigns/k1/visit",
+            r#"{"client_id":"c1","session_id":"s-1"}"#,
+        )
+        .await;
+    assert_eq!(status, 202);
+    app.wait_applied().await;
+    let (_, v) = app.get("/api/clients/c1/campaigns/k1/stats").await;
+    assert_eq!(v["total"]["visits"], 1, "{v}");
+    app.stop().await;
+}
