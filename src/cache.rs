@@ -28,9 +28,9 @@ use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::PresenceStats;
+use crate::engine::bucket::{bucket_json, open_bucket_json};
 use crate::engine::campaign::{CampaignRows, CampaignView};
-use crate::http::Readiness;
-use crate::http::query::{bucket_json, open_bucket_json};
+use crate::health::Readiness;
 use crate::live::{LiveHub, LiveState};
 use crate::store::Store;
 use crate::util::{Clock, backoff};

@@ -32,7 +32,8 @@
 //!   - [`live`] — the hub fanning live counts out to readers.
 //!   - [`cache`] — Redis as the hot cache of live counts and recent buckets.
 //!   - [`http`] — ingest, reads, WebSockets, health, metrics, dashboard.
-//!   - [`auth`] — signed read tokens; [`metrics`] — Prometheus metrics.
+//!   - [`auth`] — signed read tokens; [`metrics`] — Prometheus metrics;
+//!     [`health`] — the readiness every part reports into.
 //!   - [`app`] — wiring and orderly shutdown; [`demo`] — a simulated audience.
 //! - `main.rs` — the command line; nothing but argument parsing and wiring.
 
@@ -44,6 +45,7 @@ pub mod demo;
 pub mod engine;
 pub mod event;
 pub mod eventlog;
+pub mod health;
 pub mod http;
 pub mod live;
 pub mod metrics;

@@ -37,7 +37,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Nats as NatsSettings, NatsMode};
 use crate::event::{self, Event};
-use crate::http::Readiness;
+use crate::health::Readiness;
 use crate::live::LiveState;
 use crate::metrics::Metrics;
 use crate::spool::Spool;

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::engine::{Engine, EngineConfig, Output};
 use crate::event::{self, EventType};
 use crate::eventlog::{LogReader, Position};
-use crate::http::Readiness;
+use crate::health::Readiness;
 use crate::live::{LiveHub, LiveState};
 use crate::metrics::Metrics;
 use crate::nats::{Dlq, LiveFeed, StreamBatch, Subjects};

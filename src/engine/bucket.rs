@@ -1,8 +1,11 @@
 //! The statistics the engine emits: presence buckets and engagement buckets,
-//! and their one textual form (the "Replay output" of DESIGN §6).
+//! and their one textual form (the "Replay output" of DESIGN §6), also as
+//! the JSON values the read APIs, WebSockets and the Redis cache send.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
+
+use serde_json::{Value, json};
 
 use crate::event::ActivityKind;
 
@@ -127,6 +130,32 @@ fn write_json_str(out: &mut String, s: &str) {
     // Identifiers are plain ASCII without quotes or backslashes; serde_json
     // keeps this correct for anything else.
     out.push_str(&serde_json::to_string(s).expect("strings serialize"));
+}
+
+/// A bucket in the fields of the replay output.
+pub fn bucket_json(webinar_id: &str, s: &PresenceStats) -> Value {
+    json!({
+        "webinar_id": webinar_id,
+        "bucket_start": s.bucket_start,
+        "bucket_end": s.bucket_end,
+        "min_concurrent": s.min_concurrent,
+        "max_concurrent": s.max_concurrent,
+        "avg_concurrent": s.avg_concurrent(),
+        "unique_viewers": s.unique_viewers,
+        "pings": s.pings,
+        "joins": s.joins,
+        "leaves": s.leaves,
+        "expiries": s.expiries,
+    })
+}
+
+/// The open bucket so far: its `avg_concurrent` is the mean over the part
+/// of the bucket elapsed at the webinar's clock.
+pub fn open_bucket_json(webinar_id: &str, s: &PresenceStats, clock: i64) -> Value {
+    let mut v = bucket_json(webinar_id, s);
+    let elapsed = (clock - s.bucket_start).clamp(1, s.bucket_end - s.bucket_start);
+    v["avg_concurrent"] = json!(avg_milli(s.live_ms, elapsed) as f64 / 1000.0);
+    v
 }
 
 #[cfg(test)]

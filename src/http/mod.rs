@@ -31,14 +31,7 @@ use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::util::Clock;
 
-/// What the service is ready for, reported by `/readyz`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Readiness {
-    /// The engine has read the log up to where it stood at start.
-    pub recovered: bool,
-    /// Parts that are down, with why.
-    pub degraded: Vec<(String, String)>,
-}
+pub use crate::health::Readiness;
 
 /// Where the source and the engine stand, for `/readyz`.
 pub struct Progress {

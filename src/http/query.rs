@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use super::{ApiError, AppState, Auth};
 use crate::auth::AuthError;
 use crate::engine::PresenceStats;
-use crate::engine::bucket::avg_milli;
+pub use crate::engine::bucket::{bucket_json, open_bucket_json};
 use crate::event::{ActivityKind, check_identifier};
 
 const HOUR_MS: i64 = 3_600_000;
@@ -31,32 +31,6 @@ pub struct Range {
     from: Option<String>,
     to: Option<String>,
     interval: Option<String>,
-}
-
-/// A bucket in the fields of the replay output.
-pub fn bucket_json(webinar_id: &str, s: &PresenceStats) -> Value {
-    json!({
-        "webinar_id": webinar_id,
-        "bucket_start": s.bucket_start,
-        "bucket_end": s.bucket_end,
-        "min_concurrent": s.min_concurrent,
-        "max_concurrent": s.max_concurrent,
-        "avg_concurrent": s.avg_concurrent(),
-        "unique_viewers": s.unique_viewers,
-        "pings": s.pings,
-        "joins": s.joins,
-        "leaves": s.leaves,
-        "expiries": s.expiries,
-    })
-}
-
-/// The open bucket so far: its `avg_concurrent` is the mean over the part
-/// of the bucket elapsed at the webinar's clock.
-pub fn open_bucket_json(webinar_id: &str, s: &PresenceStats, clock: i64) -> Value {
-    let mut v = bucket_json(webinar_id, s);
-    let elapsed = (clock - s.bucket_start).clamp(1, s.bucket_end - s.bucket_start);
-    v["avg_concurrent"] = json!(avg_milli(s.live_ms, elapsed) as f64 / 1000.0);
-    v
 }
 
 /// Admin tokens read every webinar, webinar tokens their own, client tokens
