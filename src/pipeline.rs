@@ -658,10 +658,7 @@ pub async fn store_writer(
                 }
                 Ok(Err(behind)) => {
                     tracing::error!("{behind}");
-                    ready.send_modify(|r| {
-                        r.degraded.retain(|(part, _)| part != "store");
-                        r.degraded.push(("store".into(), behind.clone()));
-                    });
+                    store_degraded(&ready, behind.clone());
                     let _ = check.failed.set(behind);
                     check.shutdown.cancel();
                     return;
@@ -671,26 +668,8 @@ pub async fn store_writer(
                     if attempt == 0 {
                         tracing::warn!(error = %why, "the store is still unreachable; retrying, ingest and aggregation go on");
                     }
-                    ready.send_modify(|r| {
-                        r.degraded.retain(|(part, _)| part != "store");
-                        r.degraded.push(("store".into(), why));
-                    });
-                    let wait = tokio::time::sleep(backoff(
-                        attempt,
-                        Duration::from_millis(100),
-                        STORE_RETRY_CAP,
-                    ));
-                    tokio::pin!(wait);
-                    // Keep the engine's queue drained while waiting.
-                    loop {
-                        tokio::select! {
-                            _ = &mut wait => break,
-                            more = rx.recv(), if open => match more {
-                                Some(m) => pending.absorb(m),
-                                None => open = false,
-                            },
-                        }
-                    }
+                    store_degraded(&ready, why);
+                    back_off(attempt, &mut rx, &mut pending, &mut open).await;
                     attempt += 1;
                 }
             }
@@ -745,27 +724,9 @@ pub async fn store_writer(
                 if attempt == 0 {
                     tracing::warn!(error = %why, "flushing to the store failed; retrying, aggregation goes on");
                 }
-                ready.send_modify(|r| {
-                    r.degraded.retain(|(part, _)| part != "store");
-                    r.degraded.push(("store".into(), why));
-                });
+                store_degraded(&ready, why);
                 pending.merge(arrived);
-                let wait = tokio::time::sleep(backoff(
-                    attempt,
-                    Duration::from_millis(100),
-                    STORE_RETRY_CAP,
-                ));
-                tokio::pin!(wait);
-                // Keep the engine's queue drained while waiting.
-                loop {
-                    tokio::select! {
-                        _ = &mut wait => break,
-                        more = rx.recv(), if open => match more {
-                            Some(m) => pending.absorb(m),
-                            None => open = false,
-                        },
-                    }
-                }
+                back_off(attempt, &mut rx, &mut pending, &mut open).await;
                 attempt += 1;
             }
         }
@@ -813,6 +774,39 @@ impl FirstContact {
             )),
             _ => Ok(()),
         })
+    }
+}
+
+/// Names the store on `/readyz` as degraded, with why.
+fn store_degraded(ready: &watch::Sender<Readiness>, why: String) {
+    ready.send_modify(|r| {
+        r.degraded.retain(|(part, _)| part != "store");
+        r.degraded.push(("store".into(), why));
+    });
+}
+
+/// Waits out the backoff of retry `attempt`, taking in what the engine
+/// hands over meanwhile (its queue never fills while the store is down).
+async fn back_off(
+    attempt: u32,
+    rx: &mut mpsc::Receiver<StoreMsg>,
+    pending: &mut Pending,
+    open: &mut bool,
+) {
+    let wait = tokio::time::sleep(backoff(
+        attempt,
+        Duration::from_millis(100),
+        STORE_RETRY_CAP,
+    ));
+    tokio::pin!(wait);
+    loop {
+        tokio::select! {
+            _ = &mut wait => return,
+            more = rx.recv(), if *open => match more {
+                Some(m) => pending.absorb(m),
+                None => *open = false,
+            },
+        }
     }
 }
 

@@ -151,8 +151,9 @@ struct RecentIds {
 }
 
 impl RecentIds {
-    /// Whether `id` at time `ts` repeats one within the window; records it if not.
-    fn repeats(&mut self, id: &str, ts: i64) -> bool {
+    /// Whether the id fingerprint `fp` at time `ts` repeats one within the
+    /// window; records it if not.
+    fn repeats(&mut self, fp: u128, ts: i64) -> bool {
         self.high_water = self.high_water.max(ts);
         while let Some(&(t, fp)) = self.order.front() {
             if t >= self.high_water - DEDUPE_WINDOW_MS {
@@ -161,7 +162,6 @@ impl RecentIds {
             self.set.remove(&fp);
             self.order.pop_front();
         }
-        let fp = xxhash_rust::xxh3::xxh3_128(id.as_bytes());
         if !self.set.insert(fp) {
             return true;
         }
@@ -464,12 +464,13 @@ impl Engine {
             ts = arrival;
             clamped = true;
         }
-        let repeated = match (event.id(), event) {
+        // Ids are unique per type and tenant (`Event::id_key`).
+        let repeated = match (event.id_key(), event) {
             (None, _) => false,
-            (Some(id), Event::Visit(_) | Event::Conversion(_) | Event::Pageview(_)) => !self
-                .campaign_ids
-                .insert(xxhash_rust::xxh3::xxh3_128(id.as_bytes())),
-            (Some(id), _) => self.recent_ids.repeats(id, ts),
+            (Some(key), Event::Visit(_) | Event::Conversion(_) | Event::Pageview(_)) => {
+                !self.campaign_ids.insert(key)
+            }
+            (Some(key), _) => self.recent_ids.repeats(key, ts),
         };
         if repeated {
             self.counters.duplicates += 1;

@@ -358,6 +358,50 @@ impl<'a> Event<'a> {
         }
     }
 
+    /// What an `id` is unique within (DESIGN §4 rule 1, kept per tenant):
+    /// the webinar of presence and activity, the client of visits,
+    /// conversions and page views (`""` for a page view naming none).
+    pub fn id_scope(&self) -> &str {
+        match self {
+            Event::Presence(e) => &e.webinar_id,
+            Event::Activity(e) => &e.webinar_id,
+            Event::Visit(e) => &e.client_id,
+            Event::Conversion(e) => &e.client_id,
+            Event::Pageview(e) => e.client_id.as_deref().unwrap_or(""),
+            Event::Tick(_) => "",
+        }
+    }
+
+    /// The fingerprint that deduplicates the event: its type, scope and
+    /// `id`, so that one webinar's or client's ids never suppress another's.
+    pub fn id_key(&self) -> Option<u128> {
+        let id = self.id()?;
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        for part in [self.event_type().as_str(), self.id_scope(), id] {
+            h.update(part.as_bytes());
+            h.update(&[0]);
+        }
+        Some(h.digest128())
+    }
+
+    /// Replaces an `id` sent to a public (browser) endpoint with one no
+    /// backend's can equal: `pub-` and 32 hex digits derived from the type,
+    /// scope and id. A browser's retry keeps its idempotency; a guessed id
+    /// can no longer drop a backend's event (nor, through the stream's
+    /// `Nats-Msg-Id`, its message).
+    pub fn scope_public_id(&mut self) {
+        let Some(key) = self.id_key() else { return };
+        let scoped = Some(Cow::Owned(format!("pub-{key:032x}")));
+        match self {
+            Event::Presence(e) => e.id = scoped,
+            Event::Activity(e) => e.id = scoped,
+            Event::Visit(e) => e.id = scoped,
+            Event::Conversion(e) => e.id = scoped,
+            Event::Pageview(e) => e.id = scoped,
+            Event::Tick(_) => {}
+        }
+    }
+
     /// The event as one line of the wire format (no trailing newline).
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("events always serialize")

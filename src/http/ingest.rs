@@ -202,6 +202,7 @@ async fn public(
         let value = Value::Object(object);
         let mut event = event::decode_value(&value)?;
         event.set_ts((s.clock)());
+        event.scope_public_id();
         let mut out = s.sink.prepare();
         out.push(&event, "event")?;
         s.sink.append(out).await.map_err(ApiError::Unavailable)?;

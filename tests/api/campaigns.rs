@@ -328,3 +328,52 @@ async fn an_idle_lag_longer_than_the_epoch_is_valid() {
     assert_eq!(v["total"]["visits"], 1, "{v}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_public_event_cannot_drop_a_backends_and_tenants_keep_their_own_ids() {
+    let app = spawn_app_with(json!({"window": {"idle_lag_ms": 400_i64 * 86_400_000}})).await;
+    // A browser guesses the id a backend will use...
+    let (status, _) = app
+        .post(
+            "/api/public/campaigns/k1/visit",
+            r#"{"client_id":"c1","session_id":"s-browser","id":"shared-1"}"#,
+        )
+        .await;
+    assert_eq!(status, 202);
+    // ... and sends it again (a retry): still one visit.
+    app.post(
+        "/api/public/campaigns/k1/visit",
+        r#"{"client_id":"c1","session_id":"s-browser-2","id":"shared-1"}"#,
+    )
+    .await;
+    let ts = seoul(10, 10, 0);
+    let batch = [
+        json!({"type":"visit","id":"shared-1","client_id":"c1","campaign_id":"k1","session_id":"s-backend","ts":ts}),
+        // Another client's event with the same id is its own.
+        json!({"type":"visit","id":"shared-1","client_id":"c2","campaign_id":"k1","session_id":"s-other","ts":ts}),
+        // A redelivery of the backend's event counts once.
+        json!({"type":"visit","id":"shared-1","client_id":"c1","campaign_id":"k1","session_id":"s-again","ts":ts}),
+    ]
+    .iter()
+    .map(|e| format!("{e}\n"))
+    .collect::<String>();
+    let (status, v) = app.post_batch(batch, &app.token).await;
+    assert_eq!(status, 202, "{v}");
+    app.wait_applied().await;
+    let today = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date();
+    let range = format!("from=2026-01-01&to={today}");
+    let (_, v) = app
+        .get(&format!("/api/clients/c1/campaigns/k1/stats?{range}"))
+        .await;
+    assert_eq!(
+        v["total"]["visits"], 2,
+        "the browser's visit and the backend's: {v}"
+    );
+    let (_, v) = app
+        .get(&format!("/api/clients/c2/campaigns/k1/stats?{range}"))
+        .await;
+    assert_eq!(v["total"]["visits"], 1, "{v}");
+    app.stop().await;
+}
