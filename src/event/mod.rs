@@ -372,12 +372,17 @@ impl<'a> Event<'a> {
         }
     }
 
-    /// The fingerprint that deduplicates the event: its type, scope and
-    /// `id`, so that one webinar's or client's ids never suppress another's.
+    /// The fingerprint that deduplicates the event: its scope (a webinar, or
+    /// a client) and `id`, so that one webinar's or client's ids never
+    /// suppress another's.
     pub fn id_key(&self) -> Option<u128> {
         let id = self.id()?;
+        let kind = match self {
+            Event::Presence(_) | Event::Activity(_) => "webinar",
+            _ => "client",
+        };
         let mut h = xxhash_rust::xxh3::Xxh3::new();
-        for part in [self.event_type().as_str(), self.id_scope(), id] {
+        for part in [kind, self.id_scope(), id] {
             h.update(part.as_bytes());
             h.update(&[0]);
         }
@@ -385,8 +390,8 @@ impl<'a> Event<'a> {
     }
 
     /// Replaces an `id` sent to a public (browser) endpoint with one no
-    /// backend's can equal: `pub-` and 32 hex digits derived from the type,
-    /// scope and id. A browser's retry keeps its idempotency; a guessed id
+    /// backend's can equal: `pub-` and 32 hex digits derived from its scope
+    /// and id. A browser's retry keeps its idempotency; a guessed id
     /// can no longer drop a backend's event (nor, through the stream's
     /// `Nats-Msg-Id`, its message).
     pub fn scope_public_id(&mut self) {

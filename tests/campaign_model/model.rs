@@ -326,8 +326,12 @@ impl Model {
             self.tick_clock = Some(self.tick_clock.map_or(ts, |t| t.max(ts)));
             return Outcome::Tick;
         }
+        // Ids are unique per client (page views naming none share one scope).
         if let Some(id) = v.get("id").and_then(Value::as_str)
-            && !self.ids.insert(id.to_owned())
+            && !self.ids.insert(format!(
+                "{}\u{0}{id}",
+                str_field(&v, "client_id").unwrap_or_default()
+            ))
         {
             return Outcome::Skipped;
         }
