@@ -130,10 +130,20 @@ pub fn parse_ttl(s: &str) -> Result<i64, String> {
         "d" => 86_400_000,
         _ => return Err(format!("{s:?}: the unit must be one of ms, s, m, h, d")),
     };
-    n.checked_mul(unit_ms)
+    let ms = n
+        .checked_mul(unit_ms)
         .filter(|ms| *ms > 0)
-        .ok_or_else(|| format!("{s:?}: must be positive and reasonable"))
+        .ok_or_else(|| format!("{s:?}: must be positive"))?;
+    if ms > MAX_TTL_MS {
+        return Err(format!(
+            "{s:?}: a token lives at most 30d; mint a new one when it runs out"
+        ));
+    }
+    Ok(ms)
 }
+
+/// The longest life of a minted token: 30 days.
+pub const MAX_TTL_MS: i64 = 30 * 86_400_000;
 
 #[cfg(test)]
 mod tests {
@@ -179,5 +189,8 @@ mod tests {
         assert!(parse_ttl("1y").is_err());
         assert!(parse_ttl("h").is_err());
         assert!(parse_ttl("0s").is_err());
+        assert_eq!(parse_ttl("30d"), Ok(MAX_TTL_MS));
+        assert!(parse_ttl("31d").unwrap_err().contains("at most 30d"));
+        assert!(parse_ttl("99999999999999999d").is_err());
     }
 }

@@ -106,7 +106,7 @@ struct TokenScope {
 struct TokenArgs {
     #[command(flatten)]
     scope: TokenScope,
-    /// How long the token is valid: 90s, 30m, 1h, 7d.
+    /// How long the token is valid: 90s, 30m, 1h, 7d (at most 30d).
     #[arg(long, default_value = "1h")]
     ttl: String,
 }

@@ -665,7 +665,13 @@ fn diagnose(bytes: &[u8], err: &serde_json::Error) -> DecodeError {
     match serde_json::from_slice::<serde_json::Value>(bytes) {
         Err(_) => DecodeError::new("event", format!("is not valid JSON ({err})")),
         Ok(value) => {
-            diagnose_value(&value).unwrap_or_else(|| DecodeError::new("event", err.to_string()))
+            diagnose_value(&value).unwrap_or_else(|| {
+                // A record is one line: the position adds nothing but noise,
+                // and the message reads the same from every source.
+                let text = err.to_string();
+                let rule = text.split(" at line ").next().unwrap_or_default();
+                DecodeError::new("event", rule.to_owned())
+            })
         }
     }
 }
@@ -856,18 +862,26 @@ pub fn is_identifier(s: &str, max: usize) -> bool {
 
 /// Checks an identifier taken from elsewhere than a JSON body (a URL path).
 pub fn check_identifier(field: &'static str, s: &str) -> Result<(), DecodeError> {
-    if is_identifier(s, MAX_ID_LEN) {
-        Ok(())
-    } else {
-        Err(id_rule(field, MAX_ID_LEN))
-    }
+    check_id(field, s, MAX_ID_LEN)
 }
 
-fn id_rule(field: &'static str, max: usize) -> DecodeError {
-    DecodeError::new(
-        field,
-        format!("must be 1-{max} characters of [A-Za-z0-9._:-]"),
-    )
+/// Identifiers are the same in every mode: 1–`max` characters of
+/// `[A-Za-z0-9._:-]`, with no empty part between dots (`.`, `a..b`, `a.`
+/// would make an empty NATS subject token, and `..` reads as a path).
+fn check_id(field: &'static str, s: &str, max: usize) -> Result<(), DecodeError> {
+    if !is_identifier(s, max) {
+        return Err(DecodeError::new(
+            field,
+            format!("must be 1-{max} characters of [A-Za-z0-9._:-]"),
+        ));
+    }
+    if s.starts_with('.') || s.ends_with('.') || s.contains("..") {
+        return Err(DecodeError::new(
+            field,
+            "must not start or end with '.' or hold '..'",
+        ));
+    }
+    Ok(())
 }
 
 fn required_id<'a>(
@@ -882,10 +896,10 @@ fn optional_id<'a>(
     field: &'static str,
     max: usize,
 ) -> Result<Option<Cow<'a, str>>, DecodeError> {
-    match v {
-        Some(s) if !is_identifier(&s, max) => Err(id_rule(field, max)),
-        v => Ok(v),
+    if let Some(s) = &v {
+        check_id(field, s, max)?;
     }
+    Ok(v)
 }
 
 /// Free text that is trimmed, dropped when empty, and limited in characters.
@@ -937,21 +951,42 @@ fn masked_ip(v: Option<Cow<'_, str>>) -> Result<Option<Cow<'_, str>>, DecodeErro
     Ok(Some(Cow::Owned(mask_ip(ip).to_string())))
 }
 
-/// Masks an address for privacy: IPv4 keeps its /24, IPv6 its /48.
+/// Masks an address for privacy: IPv4 keeps its /24, IPv6 its /48. An IPv6
+/// address that carries an IPv4 one (IPv4-mapped or -compatible, 6to4,
+/// Teredo, NAT64) is that IPv4 address, masked as one: its /48 would keep
+/// the whole IPv4.
 pub fn mask_ip(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(v4) => {
             let [a, b, c, _] = v4.octets();
             IpAddr::from([a, b, c, 0])
         }
-        IpAddr::V6(v6) => {
-            // An IPv4-mapped address is an IPv4 address: mask it as one.
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return mask_ip(IpAddr::V4(v4));
+        IpAddr::V6(v6) => match embedded_ipv4(v6) {
+            Some(v4) => mask_ip(IpAddr::V4(v4)),
+            None => {
+                let s = v6.segments();
+                IpAddr::from([s[0], s[1], s[2], 0, 0, 0, 0, 0])
             }
-            let s = v6.segments();
-            IpAddr::from([s[0], s[1], s[2], 0, 0, 0, 0, 0])
-        }
+        },
+    }
+}
+
+/// The IPv4 address an IPv6 address carries, if any.
+fn embedded_ipv4(v6: std::net::Ipv6Addr) -> Option<std::net::Ipv4Addr> {
+    use std::net::Ipv4Addr;
+    let s = v6.segments();
+    let low = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+    match s {
+        // ::ffff:a.b.c.d (mapped) and ::a.b.c.d (compatible; not :: or ::1).
+        [0, 0, 0, 0, 0, 0xffff, hi, lo] => Some(low(hi, lo)),
+        [0, 0, 0, 0, 0, 0, hi, lo] if (hi, lo) > (0, 1) => Some(low(hi, lo)),
+        // 6to4: 2002:AABB:CCDD::/48.
+        [0x2002, hi, lo, ..] => Some(low(hi, lo)),
+        // Teredo: 2001:0::/32, the client's address inverted in the last 32 bits.
+        [0x2001, 0, _, _, _, _, hi, lo] => Some(Ipv4Addr::from(!u32::from(low(hi, lo)))),
+        // NAT64: 64:ff9b::/96.
+        [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => Some(low(hi, lo)),
+        _ => None,
     }
 }
 
@@ -1005,6 +1040,17 @@ mod tests {
 
     #[test]
     fn errors_name_the_field_and_the_rule() {
+        assert_eq!(
+            err(
+                r#"{"type":"presence","webinar_id":"w","viewer_id":"a","viewer_id":"b","action":"ping"}"#
+            ),
+            "event: duplicate field `viewer_id`",
+            "the same words as the browser endpoints"
+        );
+        assert_eq!(
+            err(r#"{"type":"presence","webinar_id":"w.","viewer_id":"u","action":"ping"}"#),
+            "webinar_id: must not start or end with '.' or hold '..'"
+        );
         assert_eq!(err(r#"{"webinar_id":"w"}"#), "type: is required");
         assert!(err(r#"{"type":"click"}"#).starts_with("type: unknown event type \"click\""));
         assert_eq!(
@@ -1156,6 +1202,17 @@ mod tests {
             "2001:db8:85a3::"
         );
         assert_eq!(mask("::ffff:203.0.113.7"), "203.0.113.0");
+        // IPv6 forms that carry an IPv4 address are masked as that address.
+        assert_eq!(mask("2002:cb00:714d::1"), "203.0.113.0", "6to4");
+        assert_eq!(mask("::203.0.113.77"), "203.0.113.0", "IPv4-compatible");
+        assert_eq!(mask("64:ff9b::cb00:714d"), "203.0.113.0", "NAT64");
+        // Teredo: 203.0.113.77 inverted is 52.255.142.178 = 34ff:8eb2.
+        assert_eq!(
+            mask("2001:0:4136:e378:8000:63bf:34ff:8eb2"),
+            "203.0.113.0",
+            "Teredo"
+        );
+        assert_eq!(mask("::1"), "::", "loopback is no IPv4");
         let Event::Visit(v) = decode(
             br#"{"type":"visit","client_id":"c","campaign_id":"m","session_id":"s","ip":"198.51.100.99"}"#,
         )

@@ -156,6 +156,52 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
         .map_err(|_| ApiError::TooLarge(format!("body: at most {limit} bytes are accepted")))
 }
 
+/// The body as a JSON object. A key given twice is refused, as the batch
+/// endpoint and every other source refuse it (serde would keep the last).
+fn json_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    struct Object(Map<String, Value>);
+    impl<'de> serde::Deserialize<'de> for Object {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct Visitor;
+            impl<'de> serde::de::Visitor<'de> for Visitor {
+                type Value = Object;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("a JSON object")
+                }
+                fn visit_map<A: serde::de::MapAccess<'de>>(
+                    self,
+                    mut map: A,
+                ) -> Result<Object, A::Error> {
+                    let mut out = Map::new();
+                    while let Some((k, v)) = map.next_entry::<String, Value>()? {
+                        if out.contains_key(&k) {
+                            return Err(serde::de::Error::custom(format_args!(
+                                "duplicate field `{k}`"
+                            )));
+                        }
+                        out.insert(k, v);
+                    }
+                    Ok(Object(out))
+                }
+            }
+            d.deserialize_any(Visitor)
+        }
+    }
+    match serde_json::from_slice::<Object>(body) {
+        Ok(Object(m)) => Ok(m),
+        Err(e) if e.is_data() => match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Object(_)) => Err(ApiError::BadRequest(format!(
+                "event: {}",
+                e.to_string().split(" at line ").next().unwrap_or_default()
+            ))),
+            _ => Err(ApiError::BadRequest("event: must be a JSON object".into())),
+        },
+        Err(e) => Err(ApiError::BadRequest(format!(
+            "event: is not valid JSON ({e})"
+        ))),
+    }
+}
+
 /// A browser event: the body's JSON object, with the fields the URL fixes.
 async fn public(
     s: &AppState,
@@ -174,15 +220,7 @@ async fn public(
         let mut object = if body.iter().all(u8::is_ascii_whitespace) {
             Map::new()
         } else {
-            match serde_json::from_slice::<Value>(&body) {
-                Ok(Value::Object(m)) => m,
-                Ok(_) => return Err(ApiError::BadRequest("event: must be a JSON object".into())),
-                Err(e) => {
-                    return Err(ApiError::BadRequest(format!(
-                        "event: is not valid JSON ({e})"
-                    )));
-                }
-            }
+            json_object(&body)?
         };
         object.insert("type".into(), json!(event_type.as_str()));
         object.remove("ts");

@@ -117,7 +117,44 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/", get(dashboard))
         .layer(axum::extract::DefaultBodyLimit::disable())
+        .layer(axum::middleware::map_response(json_errors))
         .with_state(state)
+}
+
+/// Gives every error the one JSON shape `{"error": "..."}`: the router's own
+/// 404 and 405, and the extractors' rejections (a path that is not UTF-8, a
+/// query that does not parse), which axum answers in plain text or not at
+/// all. Ours are JSON already and pass untouched.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .ok()
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| {
+            status
+                .canonical_reason()
+                .unwrap_or("error")
+                .to_ascii_lowercase()
+        });
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(
+        parts,
+        axum::body::Body::from(json!({ "error": text }).to_string()),
+    )
 }
 
 /// CORS for the browser endpoints: the configured origins (none: same
@@ -275,10 +312,11 @@ impl FromRequestParts<AppState> for Auth {
 
 fn bearer(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let token = value
-        .strip_prefix("Bearer ")
-        .or_else(|| value.strip_prefix("bearer "))?;
-    Some(token.trim().to_owned())
+    // The scheme is case-insensitive (RFC 9110 §11.1).
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
 }
 
 fn query_token(query: Option<&str>) -> Option<String> {

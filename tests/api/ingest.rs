@@ -65,6 +65,26 @@ async fn every_validation_rule_gets_its_400_naming_the_field() {
             "viewer_id: must be a string",
         ),
         (
+            "/api/webinars/w-1/presence/ping",
+            r#"{"viewer_id":".."}"#.into(),
+            "viewer_id: must not start or end with '.' or hold '..'",
+        ),
+        (
+            "/api/webinars/w..1/presence/ping",
+            r#"{"viewer_id":"u"}"#.into(),
+            "webinar_id: must not start or end with '.' or hold '..'",
+        ),
+        (
+            "/api/webinars/w-1/presence/ping",
+            r#"{"viewer_id":"a","viewer_id":"b"}"#.into(),
+            "event: duplicate field `viewer_id`",
+        ),
+        (
+            "/api/pageviews",
+            r#"{"path":"/","query":{"utm_source":["a"]}}"#.into(),
+            "query.utm_source: must be a string",
+        ),
+        (
             "/api/webinars/w%201/presence/ping",
             r#"{"viewer_id":"u"}"#.into(),
             "webinar_id: must be 1-128 characters",

@@ -1,7 +1,7 @@
 //! Reads: the live count, access statistics and engagement, scoped tokens,
 //! health, readiness and metrics.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::helpers::{SECRET, eventually, now_ms, spawn_app};
 use eventflow::auth::{Scope, Signer};
@@ -240,4 +240,51 @@ async fn with_postgres_configured_the_rows_go_there() {
         rows.iter().any(|(w, s)| w == "w-pg" && s.joins == 1),
         "{rows:?}"
     );
+}
+
+#[tokio::test]
+async fn every_error_is_one_json_shape() {
+    let app = spawn_app().await;
+    let cases = [
+        (reqwest::Method::GET, "/no/such/route", 404),
+        (reqwest::Method::DELETE, "/healthz", 405),
+        (reqwest::Method::GET, "/api/webinars/%FF%FE/live", 400),
+        (
+            reqwest::Method::GET,
+            "/api/webinars/w-1/stats/access?from=%FF",
+            400,
+        ),
+    ];
+    for (method, path, status) in cases {
+        let r = app
+            .client
+            .request(method.clone(), format!("{}{path}", app.base))
+            .bearer_auth(&app.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), status, "{method} {path}");
+        assert_eq!(
+            r.headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_owned()),
+            Some("application/json".to_owned()),
+            "{method} {path}"
+        );
+        let v: Value = r.json().await.unwrap();
+        assert!(
+            v["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{method} {path}: {v}"
+        );
+    }
+    // The scheme of a bearer token is case-insensitive.
+    let r = app
+        .client
+        .get(format!("{}/api/webinars/w-1/live", app.base))
+        .header("authorization", format!("BEARER {}", app.token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    app.stop().await;
 }
