@@ -361,6 +361,7 @@ impl Application {
         };
 
         let limiter = Limiter::new(settings.http.rate_limit_per_sec);
+        let trusted_proxies = settings.trusted_proxies()?;
         let state = Arc::new(Inner {
             settings,
             sink,
@@ -376,6 +377,7 @@ impl Application {
                 applied: applied.clone(),
             },
             campaigns,
+            trusted_proxies,
         });
         background.push(tokio::spawn(ticker(state.clone(), applied)));
         background.push(tokio::spawn(housekeeping(

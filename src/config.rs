@@ -42,6 +42,7 @@ pub struct Http {
     pub addr: SocketAddr,
     pub allowed_origins: Vec<String>,
     pub rate_limit_per_sec: u32,
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -228,6 +229,7 @@ impl Settings {
             anyhow::bail!("log.checkpoint_interval_ms: must be at least 1");
         }
         self.validate_nats()?;
+        self.trusted_proxies()?;
         for origin in &self.http.allowed_origins {
             if origin.parse::<axum::http::HeaderValue>().is_err() || !origin.contains("://") {
                 anyhow::bail!(
@@ -291,6 +293,23 @@ impl Settings {
             timezone: self.time_zone(),
             attribution_window_days: self.attribution.window_days,
         }
+    }
+
+    /// `http.trusted_proxies`, parsed (a bare address is a /32 or /128).
+    pub fn trusted_proxies(&self) -> anyhow::Result<Vec<ipnet::IpNet>> {
+        self.http
+            .trusted_proxies
+            .iter()
+            .map(|p| {
+                p.parse::<ipnet::IpNet>()
+                    .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        anyhow::anyhow!(
+                            "http.trusted_proxies: {p:?} is not an address or a CIDR like 10.0.0.0/8"
+                        )
+                    })
+            })
+            .collect()
     }
 
     pub fn time_zone(&self) -> jiff::tz::TimeZone {

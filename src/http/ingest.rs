@@ -15,9 +15,10 @@ use std::num::NonZeroU32;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use serde_json::{Map, Value, json};
 
@@ -140,7 +141,12 @@ impl Limiter {
     }
 
     fn check(&self, ip: IpAddr) -> Result<(), ApiError> {
-        self.0.check_key(&ip).map_err(|_| ApiError::RateLimited)
+        use governor::clock::Clock as _;
+        self.0.check_key(&ip).map_err(|not_until| {
+            ApiError::RateLimited(
+                not_until.wait_time_from(governor::clock::DefaultClock::default().now()),
+            )
+        })
     }
 
     /// Forgets addresses that have been quiet (bounded memory).
@@ -202,19 +208,82 @@ fn json_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
     }
 }
 
+/// The address a request comes from: the peer's, or, when the peer is a
+/// trusted proxy, the rightmost `X-Forwarded-For` entry that is not one (a
+/// client can prepend anything; only what our proxies appended is believed).
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let mut client = peer;
+    for value in headers.get_all("x-forwarded-for").iter().rev() {
+        let Ok(value) = value.to_str() else {
+            return client;
+        };
+        for hop in value.rsplit(',') {
+            match hop.trim().parse::<IpAddr>() {
+                Ok(ip) if is_trusted(&ip) => client = ip,
+                Ok(ip) => return ip,
+                Err(_) => return client,
+            }
+        }
+    }
+    client
+}
+
+/// Guards the browser endpoints before anything is read: when
+/// `http.allowed_origins` is set, a request from a page of another origin is
+/// refused (`403`) — CORS only stops a browser reading the answer, not the
+/// request landing; and each client address gets its rate (`429` with
+/// `Retry-After`).
+pub async fn guard(
+    State(s): State<AppState>,
+    peer: Peer,
+    request: Request,
+    next: Next,
+) -> Response {
+    let allowed = &s.settings.http.allowed_origins;
+    if request.method() != Method::OPTIONS
+        && !allowed.is_empty()
+        && let Some(origin) = request.headers().get(header::ORIGIN)
+        && !allowed.iter().any(|a| a.as_bytes() == origin.as_bytes())
+    {
+        let shown = String::from_utf8_lossy(origin.as_bytes()).into_owned();
+        return ApiError::Forbidden(format!("origin: {shown:?} is not in http.allowed_origins"))
+            .into_response();
+    }
+    if let Some(limiter) = &s.limiter {
+        let ip = client_ip(peer.0.ip(), request.headers(), &s.trusted_proxies);
+        if let Err(e) = limiter.check(ip) {
+            s.metrics
+                .record(event_type_of(request.uri().path()), "rejected", 1);
+            return e.into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// The event type a browser endpoint takes, for metrics.
+fn event_type_of(path: &str) -> &'static str {
+    if path.contains("/presence/") {
+        EventType::Presence.as_str()
+    } else if path.ends_with("/visit") {
+        EventType::Visit.as_str()
+    } else if path.ends_with("/conversion") {
+        EventType::Conversion.as_str()
+    } else {
+        EventType::Pageview.as_str()
+    }
+}
+
 /// A browser event: the body's JSON object, with the fields the URL fixes.
 async fn public(
     s: &AppState,
-    peer: Peer,
     body: Body,
     event_type: EventType,
     fixed: &[(&'static str, &str)],
 ) -> Result<impl IntoResponse + use<>, ApiError> {
-    if let Some(limiter) = &s.limiter {
-        limiter
-            .check(peer.0.ip())
-            .inspect_err(|_| s.metrics.record(event_type.as_str(), "rejected", 1))?;
-    }
     let result = async {
         let body = read_body(body, MAX_EVENT_BYTES).await?;
         let mut object = if body.iter().all(u8::is_ascii_whitespace) {
@@ -261,13 +330,11 @@ async fn public(
 
 pub async fn ping(
     State(s): State<AppState>,
-    peer: Peer,
     Path(webinar_id): Path<String>,
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
     public(
         &s,
-        peer,
         body,
         EventType::Presence,
         &[("webinar_id", &webinar_id), ("action", "ping")],
@@ -277,13 +344,11 @@ pub async fn ping(
 
 pub async fn leave(
     State(s): State<AppState>,
-    peer: Peer,
     Path(webinar_id): Path<String>,
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
     public(
         &s,
-        peer,
         body,
         EventType::Presence,
         &[("webinar_id", &webinar_id), ("action", "leave")],
@@ -293,29 +358,19 @@ pub async fn leave(
 
 pub async fn visit(
     State(s): State<AppState>,
-    peer: Peer,
     Path(campaign_id): Path<String>,
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
-    public(
-        &s,
-        peer,
-        body,
-        EventType::Visit,
-        &[("campaign_id", &campaign_id)],
-    )
-    .await
+    public(&s, body, EventType::Visit, &[("campaign_id", &campaign_id)]).await
 }
 
 pub async fn conversion(
     State(s): State<AppState>,
-    peer: Peer,
     Path(campaign_id): Path<String>,
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
     public(
         &s,
-        peer,
         body,
         EventType::Conversion,
         &[("campaign_id", &campaign_id)],
@@ -325,10 +380,9 @@ pub async fn conversion(
 
 pub async fn pageview(
     State(s): State<AppState>,
-    peer: Peer,
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
-    public(&s, peer, body, EventType::Pageview, &[]).await
+    public(&s, body, EventType::Pageview, &[]).await
 }
 
 /// `POST /api/events`: a JSON array or NDJSON of up to 10 000 events, for
@@ -434,5 +488,39 @@ mod tests {
         let nd = split_batch(b"{\"a\":1}\r\n\n  \n{\"b\":2}").unwrap();
         assert_eq!(nd, [&b"{\"a\":1}"[..], b"{\"b\":2}"]);
         assert!(split_batch(b"[{\"a\":1}").is_err());
+    }
+
+    #[test]
+    fn the_client_is_the_rightmost_address_no_trusted_proxy_added() {
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let headers = |values: &[&str]| {
+            let mut h = HeaderMap::new();
+            for v in values {
+                h.append("x-forwarded-for", v.parse().unwrap());
+            }
+            h
+        };
+        let from = |peer, h: &HeaderMap| client_ip(ip(peer), h, &trusted);
+        // An untrusted peer is the client, whatever it claims.
+        assert_eq!(
+            from("203.0.113.5", &headers(&["1.2.3.4"])),
+            ip("203.0.113.5")
+        );
+        // Behind our proxies: the rightmost address they did not add.
+        assert_eq!(
+            from("10.0.0.1", &headers(&["6.6.6.6, 198.51.100.7, 10.0.0.2"])),
+            ip("198.51.100.7")
+        );
+        assert_eq!(
+            from("10.0.0.1", &headers(&["198.51.100.7", "10.0.0.9"])),
+            ip("198.51.100.7"),
+            "over several headers"
+        );
+        // Nothing but proxies (or no header): the last proxy seen.
+        assert_eq!(from("10.0.0.1", &headers(&["10.0.0.3"])), ip("10.0.0.3"));
+        assert_eq!(from("10.0.0.1", &HeaderMap::new()), ip("10.0.0.1"));
+        // Garbage stops the walk at the last trusted hop.
+        assert_eq!(from("10.0.0.1", &headers(&["nonsense"])), ip("10.0.0.1"));
     }
 }

@@ -51,6 +51,8 @@ pub struct Inner {
     pub shutdown: CancellationToken,
     pub limiter: Option<ingest::Limiter>,
     pub progress: Progress,
+    /// `http.trusted_proxies`, parsed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// The engine's campaign state, for campaign reads.
     pub campaigns: crate::engine::campaign::CampaignView,
 }
@@ -77,6 +79,10 @@ pub fn router(state: AppState) -> Router {
             post(ingest::conversion),
         )
         .route("/api/pageviews", post(ingest::pageview))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ingest::guard,
+        ))
         .layer(cors(&state.settings));
     Router::new()
         .merge(public)
@@ -249,10 +255,13 @@ pub enum ApiError {
     TooLarge(String),
     #[error("{0}")]
     NotFound(String),
+    #[error("{0}")]
+    Forbidden(String),
     #[error(transparent)]
     Auth(#[from] AuthError),
+    /// Over the rate limit; try again after this long.
     #[error("too many requests; slow down")]
-    RateLimited,
+    RateLimited(std::time::Duration),
     #[error("{0}")]
     Unavailable(String),
     #[error("internal error")]
@@ -281,16 +290,30 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Auth(AuthError::Forbidden) => StatusCode::FORBIDDEN,
             ApiError::Auth(_) => StatusCode::UNAUTHORIZED,
-            ApiError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(e) => {
                 tracing::error!(error = %format!("{e:#}"), "request failed");
                 StatusCode::INTERNAL_SERVER_ERROR
             }
         };
-        (status, Json(json!({ "error": self.to_string() }))).into_response()
+        let retry_after = match &self {
+            // Whole seconds, at least one (RFC 9110 §10.2.3).
+            ApiError::RateLimited(wait) => {
+                Some(wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
+            }
+            _ => None,
+        };
+        let mut response = (status, Json(json!({ "error": self.to_string() }))).into_response();
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
+        response
     }
 }
 

@@ -1,9 +1,9 @@
 //! HTTP ingest: 202 once durable, a 400 naming the field for every rule,
 //! 413 over the limits, batches whole or not at all.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
-use crate::helpers::{SECRET, spawn_app, spawn_app_with};
+use crate::helpers::{SECRET, TestApp, spawn_app, spawn_app_with};
 use eventflow::auth::{Scope, Signer};
 
 #[tokio::test]
@@ -285,6 +285,23 @@ async fn public_endpoints_are_rate_limited_per_client() {
     }
     assert!(statuses.contains(&429), "{statuses:?}");
     assert_eq!(statuses[0], 202);
+    let r = app
+        .client
+        .post(format!("{}/api/webinars/w/presence/ping", app.base))
+        .body(r#"{"viewer_id":"u"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (1..=1).contains(&retry),
+        "a slot frees within a second: {retry}"
+    );
     let (_, metrics) = app.get("/metrics").await;
     assert!(
         metrics
@@ -316,4 +333,70 @@ async fn browser_endpoints_answer_cors_preflights_for_allowed_origins() {
     );
     let other = preflight("https://evil.example").await.unwrap();
     assert!(other.headers().get("access-control-allow-origin").is_none());
+}
+
+#[tokio::test]
+async fn browser_endpoints_refuse_foreign_origins_when_origins_are_set() {
+    let app =
+        spawn_app_with(json!({"http": {"allowed_origins": ["https://app.example.com"]}})).await;
+    let post = |origin: Option<&'static str>| {
+        let mut r = app
+            .client
+            .post(format!("{}/api/webinars/w/presence/ping", app.base))
+            .header("content-type", "text/plain")
+            .body(r#"{"viewer_id":"u"}"#);
+        if let Some(o) = origin {
+            r = r.header("Origin", o);
+        }
+        r.send()
+    };
+    let foreign = post(Some("https://evil.example")).await.unwrap();
+    assert_eq!(foreign.status(), 403);
+    let v: Value = foreign.json().await.unwrap();
+    assert_eq!(
+        v["error"],
+        "origin: \"https://evil.example\" is not in http.allowed_origins"
+    );
+    assert_eq!(
+        post(Some("https://app.example.com"))
+            .await
+            .unwrap()
+            .status(),
+        202
+    );
+    // Servers send no Origin: the middleware, backends' scripts.
+    assert_eq!(post(None).await.unwrap().status(), 202);
+}
+
+#[tokio::test]
+async fn forwarded_addresses_count_only_behind_trusted_proxies() {
+    let send = |app: &TestApp, forwarded: &'static str| {
+        app.client
+            .post(format!("{}/api/webinars/w/presence/ping", app.base))
+            .header("x-forwarded-for", forwarded)
+            .body(r#"{"viewer_id":"u"}"#)
+            .send()
+    };
+    // Behind a trusted proxy (the test's own address), each browser has its
+    // own budget of one request a second; a spoofed prefix changes nothing.
+    let app = spawn_app_with(json!({"http": {
+        "rate_limit_per_sec": 1, "trusted_proxies": ["127.0.0.0/8"]
+    }}))
+    .await;
+    assert_eq!(send(&app, "198.51.100.1").await.unwrap().status(), 202);
+    assert_eq!(
+        send(&app, "203.0.113.9, 198.51.100.1")
+            .await
+            .unwrap()
+            .status(),
+        429,
+        "the rightmost untrusted address is the client's"
+    );
+    assert_eq!(send(&app, "198.51.100.2").await.unwrap().status(), 202);
+    app.stop().await;
+    // Without trusted proxies the header is the client's word: ignored.
+    let app = spawn_app_with(json!({"http": {"rate_limit_per_sec": 1}})).await;
+    assert_eq!(send(&app, "198.51.100.1").await.unwrap().status(), 202);
+    assert_eq!(send(&app, "198.51.100.2").await.unwrap().status(), 429);
+    app.stop().await;
 }
