@@ -17,7 +17,7 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use serde_json::json;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -59,69 +59,156 @@ pub struct Inner {
 
 pub type AppState = Arc<Inner>;
 
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Browser ingest: no token; CORS, the origin check and the rate limit.
+    Public,
+    /// Health, readiness, metrics and the dashboard page: no token.
+    Open,
+    /// An admin token.
+    Admin,
+    /// The `{webinar_id}`'s token, a client token naming that webinar on
+    /// its visits or conversions, or an admin token.
+    Webinar,
+    /// The `{client_id}`'s token, or an admin token.
+    Client,
+}
+
+/// One route of the service: its path, method and who may call it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteInfo {
+    pub path: &'static str,
+    pub method: &'static str,
+    pub access: Access,
+}
+
+/// Every route, with its handler. The router is built from this list and
+/// nothing else, so [`route_table`] (which the authorization tests walk)
+/// cannot miss one.
+fn routes() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
+    use Access::*;
+    let r = |path, method, access, handler| {
+        (
+            RouteInfo {
+                path,
+                method,
+                access,
+            },
+            handler,
+        )
+    };
+    vec![
+        r(
+            "/api/webinars/{webinar_id}/presence/ping",
+            "POST",
+            Public,
+            post(ingest::ping),
+        ),
+        r(
+            "/api/webinars/{webinar_id}/presence/leave",
+            "POST",
+            Public,
+            post(ingest::leave),
+        ),
+        r(
+            "/api/public/campaigns/{campaign_id}/visit",
+            "POST",
+            Public,
+            post(ingest::visit),
+        ),
+        r(
+            "/api/public/campaigns/{campaign_id}/conversion",
+            "POST",
+            Public,
+            post(ingest::conversion),
+        ),
+        r("/api/pageviews", "POST", Public, post(ingest::pageview)),
+        r("/api/events", "POST", Admin, post(ingest::batch)),
+        r("/api/webinars", "GET", Admin, get(query::webinars)),
+        r(
+            "/api/webinars/{webinar_id}/live",
+            "GET",
+            Webinar,
+            get(query::live),
+        ),
+        r(
+            "/api/webinars/{webinar_id}/stats/access",
+            "GET",
+            Webinar,
+            get(query::access),
+        ),
+        r(
+            "/api/webinars/{webinar_id}/stats/engagement",
+            "GET",
+            Webinar,
+            get(query::engagement),
+        ),
+        r(
+            "/api/clients/{client_id}/campaigns/summary",
+            "GET",
+            Client,
+            get(campaigns::summary),
+        ),
+        r(
+            "/api/clients/{client_id}/campaigns/links/{link_id}/stats",
+            "GET",
+            Client,
+            get(campaigns::link),
+        ),
+        r(
+            "/api/clients/{client_id}/campaigns/{campaign_id}/stats",
+            "GET",
+            Client,
+            get(campaigns::campaign),
+        ),
+        r(
+            "/api/clients/{client_id}/pageviews",
+            "GET",
+            Client,
+            get(campaigns::pageviews),
+        ),
+        r(
+            "/api/clients/{client_id}/statistics/overview",
+            "GET",
+            Client,
+            get(campaigns::overview),
+        ),
+        r(
+            "/ws/webinars/{webinar_id}",
+            "GET",
+            Webinar,
+            get(ws::upgrade),
+        ),
+        r("/healthz", "GET", Open, get(healthz)),
+        r("/readyz", "GET", Open, get(readyz)),
+        r("/metrics", "GET", Open, get(metrics)),
+        r("/", "GET", Open, get(dashboard)),
+    ]
+}
+
+/// Every route the router serves.
+pub fn route_table() -> Vec<RouteInfo> {
+    routes().into_iter().map(|(info, _)| info).collect()
+}
+
 /// The router of the whole service.
 pub fn router(state: AppState) -> Router {
-    let public = Router::new()
-        .route(
-            "/api/webinars/{webinar_id}/presence/ping",
-            post(ingest::ping),
-        )
-        .route(
-            "/api/webinars/{webinar_id}/presence/leave",
-            post(ingest::leave),
-        )
-        .route(
-            "/api/public/campaigns/{campaign_id}/visit",
-            post(ingest::visit),
-        )
-        .route(
-            "/api/public/campaigns/{campaign_id}/conversion",
-            post(ingest::conversion),
-        )
-        .route("/api/pageviews", post(ingest::pageview))
+    let (mut public, mut rest) = (Router::new(), Router::new());
+    for (info, handler) in routes() {
+        if info.access == Access::Public {
+            public = public.route(info.path, handler);
+        } else {
+            rest = rest.route(info.path, handler);
+        }
+    }
+    let public = public
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             ingest::guard,
         ))
         .layer(cors(&state.settings));
-    Router::new()
-        .merge(public)
-        .route("/api/events", post(ingest::batch))
-        .route("/api/webinars", get(query::webinars))
-        .route("/api/webinars/{webinar_id}/live", get(query::live))
-        .route(
-            "/api/webinars/{webinar_id}/stats/access",
-            get(query::access),
-        )
-        .route(
-            "/api/webinars/{webinar_id}/stats/engagement",
-            get(query::engagement),
-        )
-        .route(
-            "/api/clients/{client_id}/campaigns/summary",
-            get(campaigns::summary),
-        )
-        .route(
-            "/api/clients/{client_id}/campaigns/links/{link_id}/stats",
-            get(campaigns::link),
-        )
-        .route(
-            "/api/clients/{client_id}/campaigns/{campaign_id}/stats",
-            get(campaigns::campaign),
-        )
-        .route(
-            "/api/clients/{client_id}/pageviews",
-            get(campaigns::pageviews),
-        )
-        .route(
-            "/api/clients/{client_id}/statistics/overview",
-            get(campaigns::overview),
-        )
-        .route("/ws/webinars/{webinar_id}", get(ws::upgrade))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route("/", get(dashboard))
+    rest.merge(public)
         .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(axum::middleware::map_response(json_errors))
         .with_state(state)

@@ -1,5 +1,6 @@
 //! Integration tests of the service, each through [`helpers::spawn_app`].
 
+mod authz;
 mod cache;
 mod campaigns;
 mod faults;
