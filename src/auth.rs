@@ -1,5 +1,8 @@
 //! Read tokens (DESIGN §6): signed with `auth.secret` (HMAC-SHA256), scoped
-//! to one client, one webinar, or everything (admin), with an expiry.
+//! to one client, one webinar, or everything (admin), with an expiry; and
+//! ingest keys, the same signed form scoped to sending one webinar's,
+//! campaign's or client's browser events (`auth.ingest = "signed"`), which
+//! read nothing.
 //!
 //! A token is `base64url(claims JSON) "." base64url(HMAC(claims))`. It is
 //! checked in constant time; a token for one tenant never reads another's
@@ -20,6 +23,15 @@ pub enum Scope {
     Admin,
     Client(String),
     Webinar(String),
+    /// Sends presence of this webinar (browser endpoints).
+    #[serde(rename = "ingest-webinar")]
+    IngestWebinar(String),
+    /// Sends visits and conversions of this campaign.
+    #[serde(rename = "ingest-campaign")]
+    IngestCampaign(String),
+    /// Sends page views naming this client.
+    #[serde(rename = "ingest-client")]
+    IngestClient(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,7 +47,7 @@ impl Claims {
         match &self.scope {
             Scope::Admin => true,
             Scope::Webinar(w) => w == webinar_id,
-            Scope::Client(_) => false,
+            _ => false,
         }
     }
 
@@ -43,7 +55,20 @@ impl Claims {
         match &self.scope {
             Scope::Admin => true,
             Scope::Client(c) => c == client_id,
-            Scope::Webinar(_) => false,
+            _ => false,
+        }
+    }
+
+    /// Whether these claims may send a browser event of `kind` for `id` (the
+    /// webinar of presence, the campaign of a visit or conversion, the
+    /// client a page view names). An admin token may send anything.
+    pub fn can_ingest(&self, kind: IngestFor, id: &str) -> bool {
+        match (&self.scope, kind) {
+            (Scope::Admin, _) => true,
+            (Scope::IngestWebinar(w), IngestFor::Webinar) => w == id,
+            (Scope::IngestCampaign(c), IngestFor::Campaign) => c == id,
+            (Scope::IngestClient(c), IngestFor::Client) => c == id,
+            _ => false,
         }
     }
 
@@ -52,10 +77,20 @@ impl Claims {
     }
 }
 
+/// What a browser event is sent for, as an ingest key names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IngestFor {
+    Webinar,
+    Campaign,
+    Client,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
     #[error("a token is required (Authorization: Bearer <token>)")]
     Missing,
+    #[error("an ingest key is required (X-EventFlow-Key header or ?key=)")]
+    MissingIngestKey,
     #[error("the token is malformed or its signature does not match")]
     Invalid,
     #[error("the token has expired")]

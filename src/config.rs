@@ -179,6 +179,18 @@ pub struct Log {
 #[serde(deny_unknown_fields)]
 pub struct Auth {
     pub secret: Option<String>,
+    /// Browser ingest: `open` to anyone (the rate limit and bounds protect
+    /// it), or `signed`, with an ingest key per webinar, campaign or client.
+    pub ingest: IngestMode,
+}
+
+/// Who may send browser events (`auth.ingest`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IngestMode {
+    #[default]
+    Open,
+    Signed,
 }
 
 impl Settings {
@@ -230,6 +242,11 @@ impl Settings {
         }
         self.validate_nats()?;
         self.trusted_proxies()?;
+        if self.auth.ingest == IngestMode::Signed && self.auth.secret.is_none() {
+            anyhow::bail!(
+                "auth.ingest: \"signed\" needs auth.secret, so that ingest keys minted by your backend verify"
+            );
+        }
         for origin in &self.http.allowed_origins {
             if origin.parse::<axum::http::HeaderValue>().is_err() || !origin.contains("://") {
                 anyhow::bail!(
@@ -381,6 +398,7 @@ mod tests {
         assert!(err("presence.ttl_ms", (-5).into()).contains("presence.ttl_ms"));
         assert!(err("stats.timezone", "Mars/Olympus".into()).contains("stats.timezone"));
         assert!(err("window.bucket_sm", 1.into()).contains("bucket_sm"));
+        assert!(err("auth.ingest", "signed".into()).contains("needs auth.secret"));
         assert!(err("nats.mode", "push".into()).contains("mode"));
         assert!(err("nats.subject_prefix", "a..b".into()).contains("nats.subject_prefix"));
         assert!(err("nats.stream", "EVENT FLOW".into()).contains("nats.stream"));

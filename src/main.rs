@@ -91,14 +91,19 @@ struct RestoreArgs {
 #[derive(Args)]
 #[group(required = true, multiple = false)]
 struct TokenScope {
-    /// A token reading one client's data.
+    /// A token reading one client's data (with --ingest: a key sending its
+    /// page views).
     #[arg(long, value_name = "CLIENT_ID")]
     client: Option<String>,
-    /// A token reading one webinar's data.
+    /// A token reading one webinar's data (with --ingest: a key sending its
+    /// presence).
     #[arg(long, value_name = "WEBINAR_ID")]
     webinar: Option<String>,
+    /// With --ingest: a key sending one campaign's visits and conversions.
+    #[arg(long, value_name = "CAMPAIGN_ID", requires = "ingest")]
+    campaign: Option<String>,
     /// A token reading everything and posting batches.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "ingest")]
     admin: bool,
 }
 
@@ -106,6 +111,10 @@ struct TokenScope {
 struct TokenArgs {
     #[command(flatten)]
     scope: TokenScope,
+    /// Mint an ingest key for browsers (auth.ingest = "signed"), sent in the
+    /// X-EventFlow-Key header or as ?key=; it reads nothing.
+    #[arg(long)]
+    ingest: bool,
     /// How long the token is valid: 90s, 30m, 1h, 7d (at most 30d).
     #[arg(long, default_value = "1h")]
     ttl: String,
@@ -132,9 +141,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .secret
                 .context("auth.secret is not set: tokens signed now would not verify against a running service")?;
             let ttl = parse_ttl(&args.ttl).map_err(|e| anyhow::anyhow!("--ttl: {e}"))?;
-            let scope = match (args.scope.client, args.scope.webinar) {
-                (Some(c), _) => Scope::Client(c),
-                (_, Some(w)) => Scope::Webinar(w),
+            let s = args.scope;
+            let scope = match (args.ingest, s.client, s.webinar, s.campaign) {
+                (false, Some(c), _, _) => Scope::Client(c),
+                (false, _, Some(w), _) => Scope::Webinar(w),
+                (true, Some(c), _, _) => Scope::IngestClient(c),
+                (true, _, Some(w), _) => Scope::IngestWebinar(w),
+                (true, _, _, Some(c)) => Scope::IngestCampaign(c),
+                (true, None, None, None) => {
+                    anyhow::bail!("--ingest: name a --webinar, --campaign or --client")
+                }
                 _ => Scope::Admin,
             };
             let now = jiff::Timestamp::now().as_millisecond();

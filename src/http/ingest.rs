@@ -15,7 +15,7 @@ use std::num::NonZeroU32;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Request, State};
+use axum::extract::{Extension, Path, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -23,7 +23,8 @@ use governor::{DefaultKeyedRateLimiter, Quota};
 use serde_json::{Map, Value, json};
 
 use super::{ApiError, AppState, Auth, Peer};
-use crate::auth::AuthError;
+use crate::auth::{AuthError, Claims, IngestFor};
+use crate::config::IngestMode;
 use crate::event::{self, Event, EventType, MAX_EVENT_BYTES, check_identifier};
 use crate::eventlog::LogWriter;
 use crate::nats::{NatsSink, Outgoing, Subjects};
@@ -253,6 +254,29 @@ pub async fn guard(
         return ApiError::Forbidden(format!("origin: {shown:?} is not in http.allowed_origins"))
             .into_response();
     }
+    let mut request = request;
+    if s.settings.auth.ingest == IngestMode::Signed {
+        let key = request
+            .headers()
+            .get(INGEST_KEY_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .or_else(|| query_param(request.uri().query(), "key"));
+        let verified = match key {
+            None => Err(ApiError::Auth(AuthError::MissingIngestKey)),
+            Some(k) => s.signer.verify(&k, (s.clock)()).map_err(ApiError::Auth),
+        };
+        match verified {
+            Ok(claims) => {
+                request.extensions_mut().insert(claims);
+            }
+            Err(e) => {
+                s.metrics
+                    .record(event_type_of(request.uri().path()), "rejected", 1);
+                return e.into_response();
+            }
+        }
+    }
     if let Some(limiter) = &s.limiter {
         let ip = client_ip(peer.0.ip(), request.headers(), &s.trusted_proxies);
         if let Err(e) = limiter.check(ip) {
@@ -262,6 +286,37 @@ pub async fn guard(
         }
     }
     next.run(request).await
+}
+
+/// The header a browser sends its ingest key in (`?key=` works too, for
+/// `navigator.sendBeacon`, which sets no headers).
+pub const INGEST_KEY_HEADER: &str = "x-eventflow-key";
+
+fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    form_urlencoded::parse(query?.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// With `auth.ingest = "signed"`, whether the verified key may send `event`.
+fn check_ingest_key(claims: Option<&Claims>, event: &Event<'_>) -> Result<(), ApiError> {
+    let Some(claims) = claims else {
+        return Err(AuthError::MissingIngestKey.into());
+    };
+    let (kind, id) = match event {
+        Event::Presence(e) => (IngestFor::Webinar, Some(&*e.webinar_id)),
+        Event::Visit(e) => (IngestFor::Campaign, Some(&*e.campaign_id)),
+        Event::Conversion(e) => (IngestFor::Campaign, Some(&*e.campaign_id)),
+        Event::Pageview(e) => (IngestFor::Client, e.client_id.as_deref()),
+        _ => return Err(AuthError::Forbidden.into()),
+    };
+    match id {
+        Some(id) if claims.can_ingest(kind, id) => Ok(()),
+        Some(_) => Err(AuthError::Forbidden.into()),
+        None => Err(ApiError::Forbidden(
+            "client_id: a page view sent with an ingest key must name the key's client".into(),
+        )),
+    }
 }
 
 /// The event type a browser endpoint takes, for metrics.
@@ -280,6 +335,7 @@ fn event_type_of(path: &str) -> &'static str {
 /// A browser event: the body's JSON object, with the fields the URL fixes.
 async fn public(
     s: &AppState,
+    key: Option<Extension<Claims>>,
     body: Body,
     event_type: EventType,
     fixed: &[(&'static str, &str)],
@@ -310,6 +366,9 @@ async fn public(
         let mut event = event::decode_value(&value)?;
         event.set_ts((s.clock)());
         event.scope_public_id();
+        if s.settings.auth.ingest == IngestMode::Signed {
+            check_ingest_key(key.as_ref().map(|k| &k.0), &event)?;
+        }
         let mut out = s.sink.prepare();
         out.push(&event, "event")?;
         s.sink.append(out).await.map_err(ApiError::Unavailable)?;
@@ -330,11 +389,13 @@ async fn public(
 
 pub async fn ping(
     State(s): State<AppState>,
+    key: Option<Extension<Claims>>,
     Path(webinar_id): Path<String>,
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
     public(
         &s,
+        key,
         body,
         EventType::Presence,
         &[("webinar_id", &webinar_id), ("action", "ping")],
@@ -344,11 +405,13 @@ pub async fn ping(
 
 pub async fn leave(
     State(s): State<AppState>,
+    key: Option<Extension<Claims>>,
     Path(webinar_id): Path<String>,
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
     public(
         &s,
+        key,
         body,
         EventType::Presence,
         &[("webinar_id", &webinar_id), ("action", "leave")],
@@ -358,19 +421,29 @@ pub async fn leave(
 
 pub async fn visit(
     State(s): State<AppState>,
-    Path(campaign_id): Path<String>,
-    body: Body,
-) -> Result<impl IntoResponse, ApiError> {
-    public(&s, body, EventType::Visit, &[("campaign_id", &campaign_id)]).await
-}
-
-pub async fn conversion(
-    State(s): State<AppState>,
+    key: Option<Extension<Claims>>,
     Path(campaign_id): Path<String>,
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
     public(
         &s,
+        key,
+        body,
+        EventType::Visit,
+        &[("campaign_id", &campaign_id)],
+    )
+    .await
+}
+
+pub async fn conversion(
+    State(s): State<AppState>,
+    key: Option<Extension<Claims>>,
+    Path(campaign_id): Path<String>,
+    body: Body,
+) -> Result<impl IntoResponse, ApiError> {
+    public(
+        &s,
+        key,
         body,
         EventType::Conversion,
         &[("campaign_id", &campaign_id)],
@@ -380,9 +453,10 @@ pub async fn conversion(
 
 pub async fn pageview(
     State(s): State<AppState>,
+    key: Option<Extension<Claims>>,
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
-    public(&s, body, EventType::Pageview, &[]).await
+    public(&s, key, body, EventType::Pageview, &[]).await
 }
 
 /// `POST /api/events`: a JSON array or NDJSON of up to 10 000 events, for

@@ -81,6 +81,15 @@ fn tokens() -> Tokens {
                 "another webinar",
                 signer.mint(Scope::Webinar("w-2".into()), exp),
             ),
+            // Ingest keys send browser events and read nothing.
+            (
+                "w-1's ingest key",
+                signer.mint(Scope::IngestWebinar("w-1".into()), exp),
+            ),
+            (
+                "c1's ingest key",
+                signer.mint(Scope::IngestClient("c1".into()), exp),
+            ),
         ],
     }
 }

@@ -400,3 +400,128 @@ async fn forwarded_addresses_count_only_behind_trusted_proxies() {
     assert_eq!(send(&app, "198.51.100.2").await.unwrap().status(), 429);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn with_signed_ingest_browser_events_need_a_key_for_what_they_send() {
+    let app = spawn_app_with(json!({"auth": {"ingest": "signed"}})).await;
+    let signer = Signer::new(SECRET.as_bytes());
+    let exp = crate::helpers::now_ms() + 60_000;
+    let key_w1 = signer.mint(Scope::IngestWebinar("w-1".into()), exp);
+    let send = |path: &'static str, body: &'static str, key: Option<String>, in_query: bool| {
+        let mut url = format!("{}{path}", app.base);
+        if let (Some(k), true) = (&key, in_query) {
+            url.push_str(&format!("?key={k}"));
+        }
+        let mut r = app.client.post(url).body(body);
+        if let (Some(k), false) = (key, in_query) {
+            r = r.header("x-eventflow-key", k);
+        }
+        r.send()
+    };
+    let ping = "/api/webinars/w-1/presence/ping";
+    let status = |r: reqwest::Response| r.status().as_u16();
+    let v = r#"{"viewer_id":"v"}"#;
+    assert_eq!(
+        status(send(ping, v, None, false).await.unwrap()),
+        401,
+        "no key"
+    );
+    assert_eq!(
+        status(send(ping, v, Some(key_w1.clone()), false).await.unwrap()),
+        202
+    );
+    // sendBeacon sets no headers: the key may come in the query.
+    let leave = "/api/webinars/w-1/presence/leave";
+    assert_eq!(
+        status(send(leave, v, Some(key_w1.clone()), true).await.unwrap()),
+        202
+    );
+    // Another webinar's key, a read token, an expired or forged key.
+    let w2 = "/api/webinars/w-2/presence/ping";
+    assert_eq!(
+        status(send(w2, v, Some(key_w1.clone()), false).await.unwrap()),
+        403
+    );
+    let reader = signer.mint(Scope::Webinar("w-1".into()), exp);
+    assert_eq!(
+        status(send(ping, v, Some(reader), false).await.unwrap()),
+        403
+    );
+    let expired = signer.mint(Scope::IngestWebinar("w-1".into()), 1);
+    assert_eq!(
+        status(send(ping, v, Some(expired), false).await.unwrap()),
+        401
+    );
+    let forged = Signer::new(b"some-other-secret-of-enough-length")
+        .mint(Scope::IngestWebinar("w-1".into()), exp);
+    assert_eq!(
+        status(send(ping, v, Some(forged), false).await.unwrap()),
+        401
+    );
+    // Campaign keys send that campaign's visits; client keys that client's
+    // page views.
+    let k1 = signer.mint(Scope::IngestCampaign("k1".into()), exp);
+    let visit = r#"{"client_id":"c1","session_id":"s"}"#;
+    assert_eq!(
+        status(
+            send(
+                "/api/public/campaigns/k1/visit",
+                visit,
+                Some(k1.clone()),
+                false
+            )
+            .await
+            .unwrap()
+        ),
+        202
+    );
+    assert_eq!(
+        status(
+            send("/api/public/campaigns/k2/visit", visit, Some(k1), false)
+                .await
+                .unwrap()
+        ),
+        403
+    );
+    let c1 = signer.mint(Scope::IngestClient("c1".into()), exp);
+    assert_eq!(
+        status(
+            send(
+                "/api/pageviews",
+                r#"{"path":"/","client_id":"c1"}"#,
+                Some(c1.clone()),
+                false
+            )
+            .await
+            .unwrap()
+        ),
+        202
+    );
+    assert_eq!(
+        status(
+            send(
+                "/api/pageviews",
+                r#"{"path":"/","client_id":"c2"}"#,
+                Some(c1.clone()),
+                false
+            )
+            .await
+            .unwrap()
+        ),
+        403
+    );
+    assert_eq!(
+        status(
+            send("/api/pageviews", r#"{"path":"/"}"#, Some(c1.clone()), false)
+                .await
+                .unwrap()
+        ),
+        403
+    );
+    // An ingest key reads nothing.
+    assert_eq!(
+        app.get_as("/api/clients/c1/campaigns/summary", &c1).await.0,
+        403
+    );
+    app.stop().await;
+}
