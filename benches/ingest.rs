@@ -93,6 +93,7 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 fn settings(dir: &std::path::Path) -> Settings {
     let over = json!({
         "http": {"addr": "127.0.0.1:0", "rate_limit_per_sec": 0},
+        "limits": {"new_entities_per_minute": 0},
         "data": {"dir": dir},
         "auth": {"secret": "bench"},
     });

@@ -344,6 +344,7 @@ fn service_rss(webinars: u32, viewers: u32) -> (u64, u64) {
         .env("EVENTFLOW__DATA__DIR", dir.path())
         .env("EVENTFLOW__HTTP__ADDR", format!("127.0.0.1:{port}"))
         .env("EVENTFLOW__HTTP__RATE_LIMIT_PER_SEC", "0")
+        .env("EVENTFLOW__LIMITS__NEW_ENTITIES_PER_MINUTE", "0")
         .env("EVENTFLOW__AUTH__SECRET", "bench")
         // Ticks stay ten years behind the workload's times: nobody expires.
         .env("EVENTFLOW__WINDOW__IDLE_LAG_MS", "315360000000")

@@ -208,6 +208,7 @@ impl Names {
     fn settings(&self, dir: &Path, mode: &str) -> anyhow::Result<Settings> {
         let over = json!({
             "http": {"addr": "127.0.0.1:0", "rate_limit_per_sec": 0},
+            "limits": {"new_entities_per_minute": 0},
             "data": {"dir": dir},
             // Ticks stamped ten years back never move the workload's clocks.
             "window": {"idle_lag_ms": 315_360_000_000_i64},

@@ -362,6 +362,7 @@ impl Application {
 
         let limiter = Limiter::new(settings.http.rate_limit_per_sec);
         let trusted_proxies = settings.trusted_proxies()?;
+        let settings_limits = settings.limits.clone();
         let state = Arc::new(Inner {
             settings,
             sink,
@@ -378,6 +379,10 @@ impl Application {
             },
             campaigns,
             trusted_proxies,
+            admission: crate::http::admission::Admission::new(
+                settings_limits.max_public_entities,
+                settings_limits.new_entities_per_minute,
+            ),
         });
         background.push(tokio::spawn(ticker(state.clone(), applied)));
         background.push(tokio::spawn(housekeeping(
@@ -578,7 +583,7 @@ pub fn tick_time(now: i64, idle_lag_ms: i64) -> Option<i64> {
 
 /// Hourly: compress and delete old log (or spool) files that the last
 /// checkpoint (or the forwarder) no longer needs; forget rate-limit entries
-/// of quiet clients.
+/// of quiet clients and admitted entities gone idle.
 async fn housekeeping(
     s: http::AppState,
     checkpointed: watch::Receiver<Persisted>,
@@ -590,6 +595,7 @@ async fn housekeeping(
         if let Some(l) = &s.limiter {
             l.sweep();
         }
+        s.admission.sweep((s.clock)());
         let (dir, needed) = match &s.sink {
             Sink::Log(_) => match checkpointed.borrow().position {
                 SourcePos::Log(p) => (s.settings.log_dir(), p),

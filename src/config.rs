@@ -34,6 +34,19 @@ pub struct Settings {
     pub log: Log,
     #[serde(default)]
     pub auth: Auth,
+    pub limits: Limits,
+}
+
+/// Bounds on what traffic may cost (`limits.*`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Distinct webinars, campaigns and clients the browser endpoints keep
+    /// admitted at once (an idle one is released after a day).
+    pub max_public_entities: usize,
+    /// New webinars, campaigns or clients one client address may introduce
+    /// per minute through the browser endpoints (0: unlimited).
+    pub new_entities_per_minute: u32,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -242,6 +255,9 @@ impl Settings {
         }
         self.validate_nats()?;
         self.trusted_proxies()?;
+        if self.limits.max_public_entities == 0 {
+            anyhow::bail!("limits.max_public_entities: must be at least 1");
+        }
         if self.auth.ingest == IngestMode::Signed && self.auth.secret.is_none() {
             anyhow::bail!(
                 "auth.ingest: \"signed\" needs auth.secret, so that ingest keys minted by your backend verify"

@@ -22,6 +22,7 @@ use axum::response::{IntoResponse, Response};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use serde_json::{Map, Value, json};
 
+use super::admission::Kind;
 use super::{ApiError, AppState, Auth, Peer};
 use crate::auth::{AuthError, Claims, IngestFor};
 use crate::config::IngestMode;
@@ -255,6 +256,8 @@ pub async fn guard(
             .into_response();
     }
     let mut request = request;
+    let ip = client_ip(peer.0.ip(), request.headers(), &s.trusted_proxies);
+    let mut caller = Caller { ip, key: None };
     if s.settings.auth.ingest == IngestMode::Signed {
         let key = request
             .headers()
@@ -267,9 +270,7 @@ pub async fn guard(
             Some(k) => s.signer.verify(&k, (s.clock)()).map_err(ApiError::Auth),
         };
         match verified {
-            Ok(claims) => {
-                request.extensions_mut().insert(claims);
-            }
+            Ok(claims) => caller.key = Some(claims),
             Err(e) => {
                 s.metrics
                     .record(event_type_of(request.uri().path()), "rejected", 1);
@@ -277,8 +278,8 @@ pub async fn guard(
             }
         }
     }
+    request.extensions_mut().insert(caller);
     if let Some(limiter) = &s.limiter {
-        let ip = client_ip(peer.0.ip(), request.headers(), &s.trusted_proxies);
         if let Err(e) = limiter.check(ip) {
             s.metrics
                 .record(event_type_of(request.uri().path()), "rejected", 1);
@@ -286,6 +287,40 @@ pub async fn guard(
         }
     }
     next.run(request).await
+}
+
+/// Who sent a browser request, as [`guard`] found: the client address and,
+/// with signed ingest, the verified key.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub ip: IpAddr,
+    pub key: Option<Claims>,
+}
+
+/// The entities an event names that the engine keeps state for.
+fn entities<'e>(event: &'e Event<'_>) -> Vec<(Kind, &'e str)> {
+    match event {
+        Event::Presence(e) => vec![(Kind::Webinar, &*e.webinar_id)],
+        Event::Activity(e) => vec![(Kind::Webinar, &*e.webinar_id)],
+        Event::Visit(e) => vec![
+            (Kind::Campaign, &*e.campaign_id),
+            (Kind::Client, &*e.client_id),
+        ],
+        Event::Conversion(e) => {
+            vec![
+                (Kind::Campaign, &*e.campaign_id),
+                (Kind::Client, &*e.client_id),
+            ]
+        }
+        Event::Pageview(e) => e
+            .campaign_id
+            .as_deref()
+            .map(|c| (Kind::Campaign, c))
+            .into_iter()
+            .chain(e.client_id.as_deref().map(|c| (Kind::Client, c)))
+            .collect(),
+        Event::Tick(_) => Vec::new(),
+    }
 }
 
 /// The header a browser sends its ingest key in (`?key=` works too, for
@@ -335,7 +370,7 @@ fn event_type_of(path: &str) -> &'static str {
 /// A browser event: the body's JSON object, with the fields the URL fixes.
 async fn public(
     s: &AppState,
-    key: Option<Extension<Claims>>,
+    caller: Extension<Caller>,
     body: Body,
     event_type: EventType,
     fixed: &[(&'static str, &str)],
@@ -367,8 +402,10 @@ async fn public(
         event.set_ts((s.clock)());
         event.scope_public_id();
         if s.settings.auth.ingest == IngestMode::Signed {
-            check_ingest_key(key.as_ref().map(|k| &k.0), &event)?;
+            check_ingest_key(caller.key.as_ref(), &event)?;
         }
+        s.admission
+            .admit(caller.ip, &entities(&event), (s.clock)())?;
         let mut out = s.sink.prepare();
         out.push(&event, "event")?;
         s.sink.append(out).await.map_err(ApiError::Unavailable)?;
@@ -389,13 +426,13 @@ async fn public(
 
 pub async fn ping(
     State(s): State<AppState>,
-    key: Option<Extension<Claims>>,
+    caller: Extension<Caller>,
     Path(webinar_id): Path<String>,
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
     public(
         &s,
-        key,
+        caller,
         body,
         EventType::Presence,
         &[("webinar_id", &webinar_id), ("action", "ping")],
@@ -405,13 +442,13 @@ pub async fn ping(
 
 pub async fn leave(
     State(s): State<AppState>,
-    key: Option<Extension<Claims>>,
+    caller: Extension<Caller>,
     Path(webinar_id): Path<String>,
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
     public(
         &s,
-        key,
+        caller,
         body,
         EventType::Presence,
         &[("webinar_id", &webinar_id), ("action", "leave")],
@@ -421,13 +458,13 @@ pub async fn leave(
 
 pub async fn visit(
     State(s): State<AppState>,
-    key: Option<Extension<Claims>>,
+    caller: Extension<Caller>,
     Path(campaign_id): Path<String>,
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
     public(
         &s,
-        key,
+        caller,
         body,
         EventType::Visit,
         &[("campaign_id", &campaign_id)],
@@ -437,13 +474,13 @@ pub async fn visit(
 
 pub async fn conversion(
     State(s): State<AppState>,
-    key: Option<Extension<Claims>>,
+    caller: Extension<Caller>,
     Path(campaign_id): Path<String>,
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
     public(
         &s,
-        key,
+        caller,
         body,
         EventType::Conversion,
         &[("campaign_id", &campaign_id)],
@@ -453,10 +490,10 @@ pub async fn conversion(
 
 pub async fn pageview(
     State(s): State<AppState>,
-    key: Option<Extension<Claims>>,
+    caller: Extension<Caller>,
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
-    public(&s, key, body, EventType::Pageview, &[]).await
+    public(&s, caller, body, EventType::Pageview, &[]).await
 }
 
 /// `POST /api/events`: a JSON array or NDJSON of up to 10 000 events, for

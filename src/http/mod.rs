@@ -3,6 +3,7 @@
 //! log, the store and the live hub. Every error leaves through [`ApiError`],
 //! which picks the status and the JSON body in one place.
 
+pub mod admission;
 pub mod campaigns;
 pub mod ingest;
 pub mod query;
@@ -53,6 +54,8 @@ pub struct Inner {
     pub progress: Progress,
     /// `http.trusted_proxies`, parsed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// What the browser endpoints may create (`limits.*`).
+    pub admission: admission::Admission,
     /// The engine's campaign state, for campaign reads.
     pub campaigns: crate::engine::campaign::CampaignView,
 }
@@ -352,6 +355,10 @@ pub enum ApiError {
     /// Over the rate limit; try again after this long.
     #[error("too many requests; slow down")]
     RateLimited(std::time::Duration),
+    /// Over another per-client bound (named in the message); try again
+    /// after this long.
+    #[error("{0}")]
+    RateLimitedFor(String, std::time::Duration),
     #[error("{0}")]
     Unavailable(String),
     #[error("internal error")]
@@ -383,7 +390,9 @@ impl IntoResponse for ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Auth(AuthError::Forbidden) => StatusCode::FORBIDDEN,
             ApiError::Auth(_) => StatusCode::UNAUTHORIZED,
-            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RateLimited(_) | ApiError::RateLimitedFor(..) => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(e) => {
                 tracing::error!(error = %format!("{e:#}"), "request failed");
@@ -392,7 +401,7 @@ impl IntoResponse for ApiError {
         };
         let retry_after = match &self {
             // Whole seconds, at least one (RFC 9110 §10.2.3).
-            ApiError::RateLimited(wait) => {
+            ApiError::RateLimited(wait) | ApiError::RateLimitedFor(_, wait) => {
                 Some(wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
             }
             _ => None,

@@ -26,6 +26,7 @@ pub struct TestApp {
 pub fn test_settings(dir: &Path, overrides: Value) -> Settings {
     let mut base = json!({
         "http": {"addr": "127.0.0.1:0", "rate_limit_per_sec": 0},
+        "limits": {"new_entities_per_minute": 0},
         "data": {"dir": dir},
         "window": {"bucket_ms": 1000, "idle_lag_ms": 0},
         "presence": {"ttl_ms": 1500},

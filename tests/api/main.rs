@@ -1,6 +1,7 @@
 //! Integration tests of the service, each through [`helpers::spawn_app`].
 
 mod authz;
+mod bounds;
 mod cache;
 mod campaigns;
 mod faults;

@@ -121,6 +121,7 @@ fn start(dir: &Path, port: u16, parts: Parts<'_>) -> Service {
         .env("EVENTFLOW__DATA__DIR", dir)
         .env("EVENTFLOW__HTTP__ADDR", format!("127.0.0.1:{port}"))
         .env("EVENTFLOW__HTTP__RATE_LIMIT_PER_SEC", "0")
+        .env("EVENTFLOW__LIMITS__NEW_ENTITIES_PER_MINUTE", "0")
         .env("EVENTFLOW__WINDOW__BUCKET_MS", "1000")
         .env("EVENTFLOW__PRESENCE__TTL_MS", "1500")
         // Ticks stay far behind the log's historical times: the rows depend
