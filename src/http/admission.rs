@@ -86,6 +86,16 @@ impl Admission {
         if new.is_empty() {
             return Ok(());
         }
+        if seen.len() + new.len() > self.max {
+            seen.retain(|_, t| *t > now_ms - IDLE_MS);
+        }
+        if seen.len() + new.len() > self.max {
+            return Err(ApiError::Unavailable(format!(
+                "limits.max_public_entities: {} webinars, campaigns and clients are active; a new {} is refused until some go idle (existing ones still work)",
+                self.max,
+                new[0].0.as_str()
+            )));
+        }
         if let Some(limiter) = &self.new_per_source {
             for _ in &new {
                 if let Err(not_until) = limiter.check_key(&source) {
@@ -101,16 +111,6 @@ impl Admission {
                     ));
                 }
             }
-        }
-        if seen.len() + new.len() > self.max {
-            seen.retain(|_, t| *t > now_ms - IDLE_MS);
-        }
-        if seen.len() + new.len() > self.max {
-            return Err(ApiError::Unavailable(format!(
-                "limits.max_public_entities: {} webinars, campaigns and clients are active; a new {} is refused until some go idle (existing ones still work)",
-                self.max,
-                new[0].0.as_str()
-            )));
         }
         for (_, fp) in new {
             seen.insert(fp, now_ms);
