@@ -180,6 +180,62 @@ pub struct Auth {
     pub secret: Option<String>,
 }
 
+/// The shortest `auth.secret` accepted: 32 bytes, an HMAC-SHA256 key's
+/// worth of `openssl rand -hex 16`, and what `openssl rand -hex 32` far exceeds.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// Values copied from examples and tutorials, refused whatever their length
+/// (compared without case, `-`, `_` and spaces).
+const PLACEHOLDER_SECRETS: &[&str] = &[
+    "changeme",
+    "changethis",
+    "secret",
+    "password",
+    "passw0rd",
+    "default",
+    "example",
+    "test",
+    "testsecret",
+    "eventflow",
+    "yoursecret",
+    "mysecret",
+    "supersecret",
+    "xxxxxxxx",
+];
+
+/// Refuses an `auth.secret` anyone could guess: shorter than
+/// [`MIN_SECRET_BYTES`], a known placeholder (or one repeated), or one
+/// character repeated. Tokens signed with it would be forgeable.
+pub fn check_secret(secret: &str) -> anyhow::Result<()> {
+    const HOW: &str = "make one with `openssl rand -hex 32`, or leave auth.secret unset \
+                       for a random key per run";
+    let folded: String = secret
+        .chars()
+        .filter(|c| !matches!(c, '-' | '_' | ' '))
+        .flat_map(char::to_lowercase)
+        .collect();
+    let placeholder = PLACEHOLDER_SECRETS.iter().any(|p| {
+        !folded.is_empty()
+            && folded.len() % p.len() == 0
+            && folded == p.repeat(folded.len() / p.len())
+    });
+    if placeholder {
+        anyhow::bail!("auth.secret: is a well-known placeholder, not a secret; {HOW}");
+    }
+    if secret.len() < MIN_SECRET_BYTES {
+        anyhow::bail!(
+            "auth.secret: must be at least {MIN_SECRET_BYTES} bytes (it has {}); {HOW}",
+            secret.len()
+        );
+    }
+    let mut chars = secret.chars();
+    let first = chars.next();
+    if chars.all(|c| Some(c) == first) {
+        anyhow::bail!("auth.secret: is one character repeated, not a secret; {HOW}");
+    }
+    Ok(())
+}
+
 impl Settings {
     /// Loads the layers: defaults, then `file`, then the environment.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Settings> {
@@ -228,6 +284,9 @@ impl Settings {
             anyhow::bail!("log.checkpoint_interval_ms: must be at least 1");
         }
         self.validate_nats()?;
+        if let Some(secret) = &self.auth.secret {
+            check_secret(secret)?;
+        }
         for origin in &self.http.allowed_origins {
             if origin.parse::<axum::http::HeaderValue>().is_err() || !origin.contains("://") {
                 anyhow::bail!(
@@ -369,6 +428,45 @@ mod tests {
         assert!(
             err("http.allowed_origins", serde_json::json!(["nope"]))
                 .contains("http.allowed_origins")
+        );
+    }
+
+    #[test]
+    fn guessable_secrets_are_refused_naming_the_key_and_the_remedy() {
+        let err = |secret: &str| {
+            let f = Figment::from(Toml::string(DEFAULT_TOML))
+                .merge(Serialized::default("auth.secret", secret));
+            Settings::from_figment(f).unwrap_err().to_string()
+        };
+        for bad in [
+            "",
+            "change-me",
+            "CHANGE_ME",
+            "secret",
+            "password",
+            "test-secret",
+            "0123456789abcdef0123456789abcde",
+            "change-me-change-me-change-me-change-me",
+            "SecretSecretSecretSecretSecretSecret",
+            &"a".repeat(64),
+        ] {
+            let e = err(bad);
+            assert!(
+                e.contains("auth.secret") && e.contains("openssl rand -hex 32"),
+                "{bad:?}: {e}"
+            );
+        }
+        let good = "4f1c9a0e7b2d8e3f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f";
+        let f = Figment::from(Toml::string(DEFAULT_TOML))
+            .merge(Serialized::default("auth.secret", good));
+        assert_eq!(
+            Settings::from_figment(f).unwrap().auth.secret.as_deref(),
+            Some(good)
+        );
+        let unset = Settings::from_figment(Figment::from(Toml::string(DEFAULT_TOML))).unwrap();
+        assert!(
+            unset.auth.secret.is_none(),
+            "unset stays allowed: a random key per run"
         );
     }
 }

@@ -9,3 +9,4 @@ mod live;
 mod nats;
 mod reads;
 mod restart;
+mod secrets;
