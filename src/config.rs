@@ -34,6 +34,8 @@ pub struct Settings {
     pub log: Log,
     #[serde(default)]
     pub auth: Auth,
+    #[serde(default)]
+    pub limits: Limits,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -174,6 +176,77 @@ pub struct Log {
     pub checkpoint_interval_ms: u64,
 }
 
+/// What one client may hold of the service (connections, WebSockets) and
+/// for how long, so that sockets never starve the log, the store or the
+/// engine of file descriptors or time.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Open connections (HTTP and WebSocket) at once; one past it is
+    /// closed as soon as it is accepted. Lowered at start to what the
+    /// open-file limit allows beyond the descriptors kept for the log, the
+    /// store and the checkpoint.
+    pub max_connections: usize,
+    /// Open WebSockets at once; an upgrade past it is answered 503.
+    pub max_websockets: usize,
+    /// Open WebSockets per token; an upgrade past it is answered 429.
+    pub max_websockets_per_token: usize,
+    /// A connection must deliver a request's headers within this long of
+    /// opening or of its previous response (so this is also the keep-alive
+    /// idle timeout), or it is closed.
+    pub header_timeout_ms: u64,
+    /// A request's body must arrive whole within this long of its headers,
+    /// or the request is answered 408 and the connection closed.
+    pub body_timeout_ms: u64,
+    /// The largest WebSocket message (and frame) a client may send; a larger
+    /// one closes the socket with 1009 before its payload is read.
+    pub ws_max_message_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 8192,
+            max_websockets: 4096,
+            max_websockets_per_token: 16,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 30_000,
+            ws_max_message_bytes: 4096,
+        }
+    }
+}
+
+impl Limits {
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.max_connections < 2 {
+            anyhow::bail!("limits.max_connections: must be at least 2");
+        }
+        if self.max_websockets == 0 || self.max_websockets >= self.max_connections {
+            anyhow::bail!(
+                "limits.max_websockets: must be at least 1 and less than limits.max_connections \
+                 (WebSockets hold connections; the rest are for ingest and reads)"
+            );
+        }
+        if self.max_websockets_per_token == 0 || self.max_websockets_per_token > self.max_websockets
+        {
+            anyhow::bail!(
+                "limits.max_websockets_per_token: must be between 1 and limits.max_websockets"
+            );
+        }
+        if self.header_timeout_ms == 0 {
+            anyhow::bail!("limits.header_timeout_ms: must be at least 1");
+        }
+        if self.body_timeout_ms == 0 {
+            anyhow::bail!("limits.body_timeout_ms: must be at least 1");
+        }
+        // Control frames (pings, pongs, closes) carry up to 125 bytes.
+        if self.ws_max_message_bytes < 125 {
+            anyhow::bail!("limits.ws_max_message_bytes: must be at least 125");
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Auth {
@@ -284,6 +357,7 @@ impl Settings {
             anyhow::bail!("log.checkpoint_interval_ms: must be at least 1");
         }
         self.validate_nats()?;
+        self.limits.validate()?;
         if let Some(secret) = &self.auth.secret {
             check_secret(secret)?;
         }
@@ -387,6 +461,11 @@ mod tests {
         assert_eq!(s.attribution.window_days, 30);
         assert_eq!((s.log.compress_after_days, s.log.retain_days), (1, 30));
         assert!(s.auth.secret.is_none());
+        assert_eq!(
+            s.limits,
+            Limits::default(),
+            "default.toml and Limits::default agree"
+        );
     }
 
     #[test]
@@ -428,6 +507,17 @@ mod tests {
         assert!(
             err("http.allowed_origins", serde_json::json!(["nope"]))
                 .contains("http.allowed_origins")
+        );
+        assert!(err("limits.max_connections", 1.into()).contains("limits.max_connections"));
+        assert!(err("limits.max_websockets", 8192.into()).contains("limits.max_websockets"));
+        assert!(
+            err("limits.max_websockets_per_token", 0.into())
+                .contains("limits.max_websockets_per_token")
+        );
+        assert!(err("limits.header_timeout_ms", 0.into()).contains("limits.header_timeout_ms"));
+        assert!(err("limits.body_timeout_ms", 0.into()).contains("limits.body_timeout_ms"));
+        assert!(
+            err("limits.ws_max_message_bytes", 100.into()).contains("limits.ws_max_message_bytes")
         );
     }
 

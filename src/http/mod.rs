@@ -6,6 +6,7 @@
 pub mod campaigns;
 pub mod ingest;
 pub mod query;
+pub mod serve;
 pub mod ws;
 
 use std::net::SocketAddr;
@@ -53,6 +54,8 @@ pub struct Inner {
     pub progress: Progress,
     /// The engine's campaign state, for campaign reads.
     pub campaigns: crate::engine::campaign::CampaignView,
+    /// Open WebSockets, in all and per token.
+    pub websockets: Arc<ws::Gate>,
 }
 
 pub type AppState = Arc<Inner>;
@@ -117,7 +120,23 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/", get(dashboard))
         .layer(axum::extract::DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            body_deadline,
+        ))
         .with_state(state)
+}
+
+/// Every request body must arrive whole within `limits.body_timeout_ms` of
+/// its headers; reading it after that fails, and ingest answers 408.
+async fn body_deadline(
+    State(s): State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let limit = std::time::Duration::from_millis(s.settings.limits.body_timeout_ms);
+    next.run(req.map(|body| serve::with_body_deadline(body, limit)))
+        .await
 }
 
 /// CORS for the browser endpoints: the configured origins (none: same
@@ -216,6 +235,13 @@ pub enum ApiError {
     Auth(#[from] AuthError),
     #[error("too many requests; slow down")]
     RateLimited,
+    /// Over a limit of the client's own (429).
+    #[error("{0}")]
+    TooMany(String),
+    /// The request's body did not arrive in time (408; the connection
+    /// closes).
+    #[error("{0}")]
+    BodyTimeout(String),
     #[error("{0}")]
     Unavailable(String),
     #[error("internal error")]
@@ -246,14 +272,22 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Auth(AuthError::Forbidden) => StatusCode::FORBIDDEN,
             ApiError::Auth(_) => StatusCode::UNAUTHORIZED,
-            ApiError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RateLimited | ApiError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(e) => {
                 tracing::error!(error = %format!("{e:#}"), "request failed");
                 StatusCode::INTERNAL_SERVER_ERROR
             }
         };
-        (status, Json(json!({ "error": self.to_string() }))).into_response()
+        let mut response = (status, Json(json!({ "error": self.to_string() }))).into_response();
+        if status == StatusCode::REQUEST_TIMEOUT {
+            // The rest of the body may still be on its way: not worth reading.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
     }
 }
 
@@ -271,6 +305,11 @@ impl FromRequestParts<AppState> for Auth {
             .ok_or(AuthError::Missing)?;
         Ok(Auth(s.signer.verify(&token, (s.clock)())?))
     }
+}
+
+/// The request's token as sent, for limits per token (WebSockets).
+pub fn request_token(headers: &HeaderMap, uri: &axum::http::Uri) -> Option<String> {
+    bearer(headers).or_else(|| query_token(uri.query()))
 }
 
 fn bearer(headers: &HeaderMap) -> Option<String> {

@@ -5,6 +5,7 @@ mod campaigns;
 mod faults;
 mod helpers;
 mod ingest;
+mod limits;
 mod live;
 mod nats;
 mod reads;
