@@ -634,7 +634,7 @@ fn settings(dir: &std::path::Path) -> Settings {
     let over = json!({
         "http": {"addr": "127.0.0.1:0", "rate_limit_per_sec": 0},
         "data": {"dir": dir},
-        "auth": {"secret": "bench"},
+        "auth": {"secret": "bench-signing-key-0f3e5d7c9b1a2f4e6d8c0b2a"},
     });
     Settings::from_figment(Settings::figment(None).merge(Serialized::defaults(over))).unwrap()
 }

@@ -95,7 +95,10 @@ fn settings(dir: &std::path::Path) -> Settings {
         "http": {"addr": "127.0.0.1:0", "rate_limit_per_sec": 0},
         "limits": {"new_entities_per_minute": 0},
         "data": {"dir": dir},
-        "auth": {"secret": "bench"},
+        "auth": {"secret": "bench-signing-key-0f3e5d7c9b1a2f4e6d8c0b2a"},
+        // The latency phases open WebSockets with one token, phase after
+        // phase, faster than the server notices the last phase's closes.
+        "limits": {"max_websockets_per_token": 1000},
     });
     Settings::from_figment(Settings::figment(None).merge(Serialized::defaults(over))).unwrap()
 }

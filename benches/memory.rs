@@ -345,7 +345,10 @@ fn service_rss(webinars: u32, viewers: u32) -> (u64, u64) {
         .env("EVENTFLOW__HTTP__ADDR", format!("127.0.0.1:{port}"))
         .env("EVENTFLOW__HTTP__RATE_LIMIT_PER_SEC", "0")
         .env("EVENTFLOW__LIMITS__NEW_ENTITIES_PER_MINUTE", "0")
-        .env("EVENTFLOW__AUTH__SECRET", "bench")
+        .env(
+            "EVENTFLOW__AUTH__SECRET",
+            "bench-signing-key-0f3e5d7c9b1a2f4e6d8c0b2a",
+        )
         // Ticks stay ten years behind the workload's times: nobody expires.
         .env("EVENTFLOW__WINDOW__IDLE_LAG_MS", "315360000000")
         .env("RUST_LOG", "warn")
@@ -361,7 +364,7 @@ fn service_rss(webinars: u32, viewers: u32) -> (u64, u64) {
         }
     }
     let child = Service(child);
-    let token = eventflow::auth::Signer::new(b"bench").mint(
+    let token = eventflow::auth::Signer::new(b"bench-signing-key-0f3e5d7c9b1a2f4e6d8c0b2a").mint(
         eventflow::auth::Scope::Admin,
         jiff::Timestamp::now().as_millisecond() + 3_600_000,
     );

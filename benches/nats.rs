@@ -213,7 +213,7 @@ impl Names {
             // Ticks stamped ten years back never move the workload's clocks.
             "window": {"idle_lag_ms": 315_360_000_000_i64},
             "log": {"checkpoint_interval_ms": 1_000},
-            "auth": {"secret": "bench"},
+            "auth": {"secret": "bench-signing-key-0f3e5d7c9b1a2f4e6d8c0b2a"},
             "nats": {
                 "url": nats_url(),
                 "mode": mode,

@@ -8,7 +8,7 @@
 //! requests, close WebSockets with 1001, let the engine apply what was
 //! acknowledged, flush, checkpoint, exit.
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +42,7 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(9);
 
 pub struct Application {
     listener: TcpListener,
+    serve_limits: http::serve::ServeLimits,
     state: http::AppState,
     secret_generated: bool,
     engine_thread: std::thread::JoinHandle<()>,
@@ -171,6 +172,26 @@ impl Application {
             Some(secret) => (Signer::new(secret.as_bytes()), false),
             None => (Signer::random(), true),
         };
+        // Sockets must never take the descriptors the log, the store and the
+        // checkpoint need: the connection limit leaves them room.
+        let open_files = http::serve::raise_open_file_limit();
+        let (max_connections, max_websockets) =
+            http::serve::effective_limits(&settings.limits, open_files);
+        if max_connections < settings.limits.max_connections {
+            tracing::warn!(
+                open_files,
+                max_connections,
+                max_websockets,
+                "limits.max_connections lowered to what the open-file limit allows \
+                 beside the log and the store; raise the limit (ulimit -n) for more"
+            );
+        }
+        let serve_limits = http::serve::ServeLimits {
+            max_connections,
+            header_timeout: Duration::from_millis(settings.limits.header_timeout_ms),
+        };
+        let websockets =
+            http::ws::Gate::new(max_websockets, settings.limits.max_websockets_per_token);
         let listener = TcpListener::bind(settings.http.addr)
             .await
             .with_context(|| format!("binding {}", settings.http.addr))?;
@@ -383,6 +404,7 @@ impl Application {
                 settings_limits.max_public_entities,
                 settings_limits.new_entities_per_minute,
             ),
+            websockets,
         });
         background.push(tokio::spawn(ticker(state.clone(), applied)));
         background.push(tokio::spawn(housekeeping(
@@ -393,6 +415,7 @@ impl Application {
         background.extend(cache_writer);
         Ok(Application {
             listener,
+            serve_limits,
             state,
             secret_generated,
             engine_thread,
@@ -454,14 +477,13 @@ impl Application {
     ) -> anyhow::Result<()> {
         let shutdown = self.state.shutdown.clone();
         let app = http::router(self.state.clone());
-        let server = tokio::spawn(
-            axum::serve(
-                self.listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-            .into_future(),
-        );
+        let server = tokio::spawn(http::serve::serve(
+            self.listener,
+            app,
+            self.serve_limits,
+            self.state.metrics.clone(),
+            shutdown.clone(),
+        ));
         tokio::select! {
             _ = signal => {}
             _ = shutdown.cancelled() => {}
@@ -471,7 +493,7 @@ impl Application {
         shutdown.cancel();
         let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
         let served = match tokio::time::timeout_at(deadline, server).await {
-            Ok(Ok(result)) => result.context("serving HTTP"),
+            Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(anyhow::anyhow!("the HTTP server task failed: {e}")),
             Err(_) => {
                 tracing::warn!("requests still open at the shutdown deadline were dropped");

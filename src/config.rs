@@ -34,19 +34,8 @@ pub struct Settings {
     pub log: Log,
     #[serde(default)]
     pub auth: Auth,
+    #[serde(default)]
     pub limits: Limits,
-}
-
-/// Bounds on what traffic may cost (`limits.*`).
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Limits {
-    /// Distinct webinars, campaigns and clients the browser endpoints keep
-    /// admitted at once (an idle one is released after a day).
-    pub max_public_entities: usize,
-    /// New webinars, campaigns or clients one client address may introduce
-    /// per minute through the browser endpoints (0: unlimited).
-    pub new_entities_per_minute: u32,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -188,6 +177,88 @@ pub struct Log {
     pub checkpoint_interval_ms: u64,
 }
 
+/// What one client may hold of the service (connections, WebSockets) and
+/// for how long, so that sockets never starve the log, the store or the
+/// engine of file descriptors or time.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Open connections (HTTP and WebSocket) at once; one past it is
+    /// closed as soon as it is accepted. Lowered at start to what the
+    /// open-file limit allows beyond the descriptors kept for the log, the
+    /// store and the checkpoint.
+    pub max_connections: usize,
+    /// Open WebSockets at once; an upgrade past it is answered 503.
+    pub max_websockets: usize,
+    /// Open WebSockets per token; an upgrade past it is answered 429.
+    pub max_websockets_per_token: usize,
+    /// A connection must deliver a request's headers within this long of
+    /// opening or of its previous response (so this is also the keep-alive
+    /// idle timeout), or it is closed.
+    pub header_timeout_ms: u64,
+    /// A request's body must arrive whole within this long of its headers,
+    /// or the request is answered 408 and the connection closed.
+    pub body_timeout_ms: u64,
+    /// The largest WebSocket message (and frame) a client may send; a larger
+    /// one closes the socket with 1009 before its payload is read.
+    pub ws_max_message_bytes: usize,
+    /// Distinct webinars, campaigns and clients the browser endpoints keep
+    /// admitted at once (an idle one is released after a day).
+    pub max_public_entities: usize,
+    /// New webinars, campaigns or clients one client address may introduce
+    /// per minute through the browser endpoints (0: unlimited).
+    pub new_entities_per_minute: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_public_entities: 100_000,
+            new_entities_per_minute: 60,
+            max_connections: 8192,
+            max_websockets: 4096,
+            max_websockets_per_token: 16,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 30_000,
+            ws_max_message_bytes: 4096,
+        }
+    }
+}
+
+impl Limits {
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.max_connections < 2 {
+            anyhow::bail!("limits.max_connections: must be at least 2");
+        }
+        if self.max_websockets == 0 || self.max_websockets >= self.max_connections {
+            anyhow::bail!(
+                "limits.max_websockets: must be at least 1 and less than limits.max_connections \
+                 (WebSockets hold connections; the rest are for ingest and reads)"
+            );
+        }
+        if self.max_websockets_per_token == 0 || self.max_websockets_per_token > self.max_websockets
+        {
+            anyhow::bail!(
+                "limits.max_websockets_per_token: must be between 1 and limits.max_websockets"
+            );
+        }
+        if self.header_timeout_ms == 0 {
+            anyhow::bail!("limits.header_timeout_ms: must be at least 1");
+        }
+        if self.body_timeout_ms == 0 {
+            anyhow::bail!("limits.body_timeout_ms: must be at least 1");
+        }
+        if self.max_public_entities == 0 {
+            anyhow::bail!("limits.max_public_entities: must be at least 1");
+        }
+        // Control frames (pings, pongs, closes) carry up to 125 bytes.
+        if self.ws_max_message_bytes < 125 {
+            anyhow::bail!("limits.ws_max_message_bytes: must be at least 125");
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Auth {
@@ -204,6 +275,62 @@ pub enum IngestMode {
     #[default]
     Open,
     Signed,
+}
+
+/// The shortest `auth.secret` accepted: 32 bytes, an HMAC-SHA256 key's
+/// worth of `openssl rand -hex 16`, and what `openssl rand -hex 32` far exceeds.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// Values copied from examples and tutorials, refused whatever their length
+/// (compared without case, `-`, `_` and spaces).
+const PLACEHOLDER_SECRETS: &[&str] = &[
+    "changeme",
+    "changethis",
+    "secret",
+    "password",
+    "passw0rd",
+    "default",
+    "example",
+    "test",
+    "testsecret",
+    "eventflow",
+    "yoursecret",
+    "mysecret",
+    "supersecret",
+    "xxxxxxxx",
+];
+
+/// Refuses an `auth.secret` anyone could guess: shorter than
+/// [`MIN_SECRET_BYTES`], a known placeholder (or one repeated), or one
+/// character repeated. Tokens signed with it would be forgeable.
+pub fn check_secret(secret: &str) -> anyhow::Result<()> {
+    const HOW: &str = "make one with `openssl rand -hex 32`, or leave auth.secret unset \
+                       for a random key per run";
+    let folded: String = secret
+        .chars()
+        .filter(|c| !matches!(c, '-' | '_' | ' '))
+        .flat_map(char::to_lowercase)
+        .collect();
+    let placeholder = PLACEHOLDER_SECRETS.iter().any(|p| {
+        !folded.is_empty()
+            && folded.len() % p.len() == 0
+            && folded == p.repeat(folded.len() / p.len())
+    });
+    if placeholder {
+        anyhow::bail!("auth.secret: is a well-known placeholder, not a secret; {HOW}");
+    }
+    if secret.len() < MIN_SECRET_BYTES {
+        anyhow::bail!(
+            "auth.secret: must be at least {MIN_SECRET_BYTES} bytes (it has {}); {HOW}",
+            secret.len()
+        );
+    }
+    let mut chars = secret.chars();
+    let first = chars.next();
+    if chars.all(|c| Some(c) == first) {
+        anyhow::bail!("auth.secret: is one character repeated, not a secret; {HOW}");
+    }
+    Ok(())
 }
 
 impl Settings {
@@ -255,8 +382,9 @@ impl Settings {
         }
         self.validate_nats()?;
         self.trusted_proxies()?;
-        if self.limits.max_public_entities == 0 {
-            anyhow::bail!("limits.max_public_entities: must be at least 1");
+        self.limits.validate()?;
+        if let Some(secret) = &self.auth.secret {
+            check_secret(secret)?;
         }
         if self.auth.ingest == IngestMode::Signed && self.auth.secret.is_none() {
             anyhow::bail!(
@@ -380,6 +508,11 @@ mod tests {
         assert_eq!(s.attribution.window_days, 30);
         assert_eq!((s.log.compress_after_days, s.log.retain_days), (1, 30));
         assert!(s.auth.secret.is_none());
+        assert_eq!(
+            s.limits,
+            Limits::default(),
+            "default.toml and Limits::default agree"
+        );
     }
 
     #[test]
@@ -422,6 +555,56 @@ mod tests {
         assert!(
             err("http.allowed_origins", serde_json::json!(["nope"]))
                 .contains("http.allowed_origins")
+        );
+        assert!(err("limits.max_connections", 1.into()).contains("limits.max_connections"));
+        assert!(err("limits.max_websockets", 8192.into()).contains("limits.max_websockets"));
+        assert!(
+            err("limits.max_websockets_per_token", 0.into())
+                .contains("limits.max_websockets_per_token")
+        );
+        assert!(err("limits.header_timeout_ms", 0.into()).contains("limits.header_timeout_ms"));
+        assert!(err("limits.body_timeout_ms", 0.into()).contains("limits.body_timeout_ms"));
+        assert!(
+            err("limits.ws_max_message_bytes", 100.into()).contains("limits.ws_max_message_bytes")
+        );
+    }
+
+    #[test]
+    fn guessable_secrets_are_refused_naming_the_key_and_the_remedy() {
+        let err = |secret: &str| {
+            let f = Figment::from(Toml::string(DEFAULT_TOML))
+                .merge(Serialized::default("auth.secret", secret));
+            Settings::from_figment(f).unwrap_err().to_string()
+        };
+        for bad in [
+            "",
+            "change-me",
+            "CHANGE_ME",
+            "secret",
+            "password",
+            "test-secret",
+            "0123456789abcdef0123456789abcde",
+            "change-me-change-me-change-me-change-me",
+            "SecretSecretSecretSecretSecretSecret",
+            &"a".repeat(64),
+        ] {
+            let e = err(bad);
+            assert!(
+                e.contains("auth.secret") && e.contains("openssl rand -hex 32"),
+                "{bad:?}: {e}"
+            );
+        }
+        let good = "4f1c9a0e7b2d8e3f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f";
+        let f = Figment::from(Toml::string(DEFAULT_TOML))
+            .merge(Serialized::default("auth.secret", good));
+        assert_eq!(
+            Settings::from_figment(f).unwrap().auth.secret.as_deref(),
+            Some(good)
+        );
+        let unset = Settings::from_figment(Figment::from(Toml::string(DEFAULT_TOML))).unwrap();
+        assert!(
+            unset.auth.secret.is_none(),
+            "unset stays allowed: a random key per run"
         );
     }
 }

@@ -31,7 +31,9 @@
 //!     `migrations/`).
 //!   - [`live`] — the hub fanning live counts out to readers.
 //!   - [`cache`] — Redis as the hot cache of live counts and recent buckets.
-//!   - [`http`] — ingest, reads, WebSockets, health, metrics, dashboard.
+//!   - [`http`] — ingest, reads, WebSockets, health, metrics, dashboard;
+//!     [`http::serve`] serves them under the connection limits and
+//!     timeouts that keep sockets from starving the log and the store.
 //!   - [`auth`] — signed read tokens; [`metrics`] — Prometheus metrics;
 //!     [`health`] — the readiness every part reports into.
 //!   - [`app`] — wiring and orderly shutdown; [`demo`] — a simulated audience.

@@ -32,6 +32,9 @@ pub struct Metrics {
     pub flush: Histogram,
     pub flush_failures: Counter,
     pub websocket_clients: Gauge,
+    pub http_connections: Gauge,
+    pub connections_refused: Counter,
+    pub websockets_refused: Counter,
     pub live_viewers: Gauge,
     pub engine_lag_bytes: Gauge<i64, std::sync::atomic::AtomicI64>,
     pub buckets_flushed: Counter<u64, AtomicU64>,
@@ -91,6 +94,24 @@ impl Metrics {
             "Connected WebSocket clients",
             websocket_clients.clone(),
         );
+        let http_connections = Gauge::default();
+        registry.register(
+            "http_connections",
+            "Open client connections (HTTP and WebSocket)",
+            http_connections.clone(),
+        );
+        let connections_refused = Counter::default();
+        registry.register(
+            "http_connections_refused",
+            "Connections closed at once because limits.max_connections were open",
+            connections_refused.clone(),
+        );
+        let websockets_refused = Counter::default();
+        registry.register(
+            "websockets_refused",
+            "WebSocket upgrades refused over limits.max_websockets or limits.max_websockets_per_token",
+            websockets_refused.clone(),
+        );
         let live_viewers = Gauge::default();
         registry.register(
             "live_viewers",
@@ -139,6 +160,9 @@ impl Metrics {
             flush,
             flush_failures,
             websocket_clients,
+            http_connections,
+            connections_refused,
+            websockets_refused,
             live_viewers,
             engine_lag_bytes,
             buckets_flushed,

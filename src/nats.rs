@@ -216,11 +216,66 @@ pub async fn connect(
                 }
             }
         });
+    let (options, shown) = match url_credentials(url)? {
+        Some(UrlLogin::UserPassword(user, pass)) => (
+            options.user_and_password(user, pass),
+            redact_credentials(url),
+        ),
+        Some(UrlLogin::Token(token)) => (options.token(token), redact_credentials(url)),
+        None => (options, url.to_owned()),
+    };
     let client = options
         .connect(url)
         .await
-        .with_context(|| format!("connecting to NATS at {url}"))?;
+        .with_context(|| format!("connecting to NATS at {shown}"))?;
     Ok((client, connected))
+}
+
+/// How a `nats.url` logs in: `nats://user:password@host` or
+/// `nats://token@host`, percent-decoded.
+#[derive(Debug, PartialEq, Eq)]
+pub enum UrlLogin {
+    UserPassword(String, String),
+    Token(String),
+}
+
+/// The login a `nats.url` carries (the first of a comma-separated list
+/// that has one). async-nats connects to the URL's host but does not log in
+/// with its user and password itself: they are handed to it here.
+pub fn url_credentials(url: &str) -> anyhow::Result<Option<UrlLogin>> {
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8()
+            .map(|s| s.into_owned())
+            .map_err(|_| anyhow::anyhow!("nats.url: the credentials are not valid UTF-8"))
+    };
+    for part in url.split(',') {
+        let addr: async_nats::ServerAddr = part
+            .trim()
+            .parse()
+            .map_err(|e| anyhow::anyhow!("nats.url: {e}"))?;
+        match (addr.username(), addr.password()) {
+            (Some(user), Some(pass)) => {
+                return Ok(Some(UrlLogin::UserPassword(decode(user)?, decode(pass)?)));
+            }
+            (Some(token), None) => return Ok(Some(UrlLogin::Token(decode(token)?))),
+            _ => {}
+        }
+    }
+    Ok(None)
+}
+
+/// `url` with any user information replaced by `***`, for messages.
+fn redact_credentials(url: &str) -> String {
+    url.split(',')
+        .map(|part| match (part.find("://"), part.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                format!("{}***{}", &part[..scheme + 3], &part[at..])
+            }
+            _ => part.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn set_degraded(ready: &watch::Sender<Readiness>, why: String) {
@@ -808,6 +863,23 @@ pub fn source_name(settings: &NatsSettings) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_login_in_a_nats_url_is_taken_from_it_and_kept_out_of_messages() {
+        assert_eq!(url_credentials("nats://127.0.0.1:4222").unwrap(), None);
+        assert_eq!(
+            url_credentials("nats://eventflow:s%40cret@nats:4222").unwrap(),
+            Some(UrlLogin::UserPassword("eventflow".into(), "s@cret".into()))
+        );
+        assert_eq!(
+            url_credentials("nats://a:4222, nats://t0ken@b:4222").unwrap(),
+            Some(UrlLogin::Token("t0ken".into()))
+        );
+        assert_eq!(
+            redact_credentials("nats://u:p@a:4222,nats://b:4222"),
+            "nats://***@a:4222,nats://b:4222"
+        );
+    }
 
     #[test]
     fn events_map_to_their_subjects_and_must_arrive_on_them() {

@@ -600,9 +600,10 @@ impl Engine {
             return;
         }
         self.tick_clock = ts;
-        // Hourly, attribution forgets what fell out of every future window
-        // (memory only: no answer depends on when this runs).
-        if ts >= self.swept_at.saturating_add(3_600_000) {
+        // Daily, attribution forgets what fell out of every future window
+        // (memory only: no answer depends on when this runs; it walks every
+        // session inside the window, so not more often).
+        if ts >= self.swept_at.saturating_add(86_400_000) {
             self.swept_at = ts;
             let horizon = self.attribution_horizon();
             self.campaigns_mut().sweep(horizon);

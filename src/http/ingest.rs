@@ -159,9 +159,13 @@ impl Limiter {
 }
 
 async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| ApiError::TooLarge(format!("body: at most {limit} bytes are accepted")))
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        if super::serve::body_timed_out(&e) {
+            ApiError::BodyTimeout(format!("body: {e}"))
+        } else {
+            ApiError::TooLarge(format!("body: at most {limit} bytes are accepted"))
+        }
+    })
 }
 
 /// The body as a JSON object. A key given twice is refused, as the batch

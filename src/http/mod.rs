@@ -7,6 +7,7 @@ pub mod admission;
 pub mod campaigns;
 pub mod ingest;
 pub mod query;
+pub mod serve;
 pub mod ws;
 
 use std::net::SocketAddr;
@@ -58,6 +59,8 @@ pub struct Inner {
     pub admission: admission::Admission,
     /// The engine's campaign state, for campaign reads.
     pub campaigns: crate::engine::campaign::CampaignView,
+    /// Open WebSockets, in all and per token.
+    pub websockets: Arc<ws::Gate>,
 }
 
 pub type AppState = Arc<Inner>;
@@ -213,6 +216,10 @@ pub fn router(state: AppState) -> Router {
         .layer(cors(&state.settings));
     rest.merge(public)
         .layer(axum::extract::DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            body_deadline,
+        ))
         .layer(axum::middleware::map_response(json_errors))
         .with_state(state)
 }
@@ -251,6 +258,18 @@ async fn json_errors(response: Response) -> Response {
         parts,
         axum::body::Body::from(json!({ "error": text }).to_string()),
     )
+}
+
+/// Every request body must arrive whole within `limits.body_timeout_ms` of
+/// its headers; reading it after that fails, and ingest answers 408.
+async fn body_deadline(
+    State(s): State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let limit = std::time::Duration::from_millis(s.settings.limits.body_timeout_ms);
+    next.run(req.map(|body| serve::with_body_deadline(body, limit)))
+        .await
 }
 
 /// CORS for the browser endpoints: the configured origins (none: same
@@ -359,6 +378,13 @@ pub enum ApiError {
     /// after this long.
     #[error("{0}")]
     RateLimitedFor(String, std::time::Duration),
+    /// Over a limit of the client's own (429).
+    #[error("{0}")]
+    TooMany(String),
+    /// The request's body did not arrive in time (408; the connection
+    /// closes).
+    #[error("{0}")]
+    BodyTimeout(String),
     #[error("{0}")]
     Unavailable(String),
     #[error("internal error")]
@@ -390,9 +416,10 @@ impl IntoResponse for ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Auth(AuthError::Forbidden) => StatusCode::FORBIDDEN,
             ApiError::Auth(_) => StatusCode::UNAUTHORIZED,
-            ApiError::RateLimited(_) | ApiError::RateLimitedFor(..) => {
+            ApiError::RateLimited(_) | ApiError::RateLimitedFor(..) | ApiError::TooMany(_) => {
                 StatusCode::TOO_MANY_REQUESTS
             }
+            ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(e) => {
                 tracing::error!(error = %format!("{e:#}"), "request failed");
@@ -412,6 +439,12 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
         }
+        if status == StatusCode::REQUEST_TIMEOUT {
+            // The rest of the body may still be on its way: not worth reading.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         response
     }
 }
@@ -430,6 +463,11 @@ impl FromRequestParts<AppState> for Auth {
             .ok_or(AuthError::Missing)?;
         Ok(Auth(s.signer.verify(&token, (s.clock)())?))
     }
+}
+
+/// The request's token as sent, for limits per token (WebSockets).
+pub fn request_token(headers: &HeaderMap, uri: &axum::http::Uri) -> Option<String> {
+    bearer(headers).or_else(|| query_token(uri.query()))
 }
 
 fn bearer(headers: &HeaderMap) -> Option<String> {

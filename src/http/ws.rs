@@ -7,13 +7,21 @@
 //! `watch` channel, so a slow client only ever delays itself. Pings keep the
 //! connection alive; a peer that stops answering is closed; shutdown closes
 //! every socket with 1001 (going away).
+//!
+//! Limits: at most `limits.max_websockets` sockets at once (503 past it) and
+//! `limits.max_websockets_per_token` per token string (429 past it), counted
+//! by [`Gate`]; a client message or frame larger than
+//! `limits.ws_max_message_bytes` closes the socket with 1009 (message too
+//! big) as soon as its header announces the size, before its payload is read.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocketUpgrade, close_code};
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use axum::http::header;
+use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use serde_json::{Value, json};
@@ -32,15 +40,100 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Final buckets in a snapshot.
 const RECENT_BUCKETS: i64 = 12;
 
+/// Open WebSockets, in all and per token. A [`Pass`] holds a place until
+/// it is dropped, with its socket.
+pub struct Gate {
+    max_total: usize,
+    max_per_token: usize,
+    open: Mutex<Open>,
+}
+
+#[derive(Default)]
+struct Open {
+    total: usize,
+    per_token: HashMap<String, usize>,
+}
+
+/// A place among the open WebSockets.
+pub struct Pass {
+    gate: Arc<Gate>,
+    token: String,
+}
+
+impl Gate {
+    pub fn new(max_total: usize, max_per_token: usize) -> Arc<Gate> {
+        Arc::new(Gate {
+            max_total,
+            max_per_token,
+            open: Mutex::new(Open::default()),
+        })
+    }
+
+    /// A place for one more socket opened with `token`, or why not.
+    pub fn enter(self: &Arc<Self>, token: &str) -> Result<Pass, ApiError> {
+        let mut open = self.open.lock().expect("the gate's lock is never poisoned");
+        let mine = open.per_token.get(token).copied().unwrap_or(0);
+        if mine >= self.max_per_token {
+            return Err(ApiError::TooMany(format!(
+                "this token has {mine} WebSockets open, the most allowed; close one first"
+            )));
+        }
+        if open.total >= self.max_total {
+            return Err(ApiError::Unavailable(
+                "too many WebSockets are open; try again later".into(),
+            ));
+        }
+        open.total += 1;
+        *open.per_token.entry(token.to_owned()).or_default() += 1;
+        Ok(Pass {
+            gate: self.clone(),
+            token: token.to_owned(),
+        })
+    }
+
+    /// Sockets open in all.
+    pub fn open(&self) -> usize {
+        self.open
+            .lock()
+            .expect("the gate's lock is never poisoned")
+            .total
+    }
+}
+
+impl Drop for Pass {
+    fn drop(&mut self) {
+        let mut open = self
+            .gate
+            .open
+            .lock()
+            .expect("the gate's lock is never poisoned");
+        open.total -= 1;
+        if let Some(n) = open.per_token.get_mut(&self.token) {
+            *n -= 1;
+            if *n == 0 {
+                open.per_token.remove(&self.token);
+            }
+        }
+    }
+}
+
 pub async fn upgrade(
     State(s): State<AppState>,
     Auth(claims): Auth,
     Path(webinar_id): Path<String>,
     headers: HeaderMap,
+    uri: Uri,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     super::query::authorize_webinar(&s, &claims, &webinar_id)?;
     check_origin(&headers, &s.settings.http.allowed_origins)?;
+    // Auth verified the token, so there is one.
+    let token = super::request_token(&headers, &uri).unwrap_or_default();
+    let pass = s.websockets.enter(&token).inspect_err(|_| {
+        s.metrics.websockets_refused.inc();
+    })?;
+    let max_message = s.settings.limits.ws_max_message_bytes;
+    let ws = ws.max_message_size(max_message).max_frame_size(max_message);
     let sub = s.hub.subscribe(&webinar_id);
     // History comes from the store, live counts do not: while the store is
     // down the feed starts without the recent buckets.
@@ -58,6 +151,7 @@ pub async fn upgrade(
     };
     let recent: Vec<Value> = recent.iter().map(|b| bucket_json(&webinar_id, b)).collect();
     Ok(ws.on_upgrade(move |socket| async move {
+        let _pass = pass;
         s.metrics.websocket_clients.inc();
         let (sink, stream) = socket.split();
         let feed = Feed {
@@ -172,12 +266,32 @@ impl Feed {
                     }
                 }
                 incoming = stream.next() => match incoming {
-                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                    Some(Ok(Message::Close(_))) | None => break,
+                    Some(Err(e)) => {
+                        // A message over limits.ws_max_message_bytes: say so
+                        // (its payload was never read), then go.
+                        if too_big(e) {
+                            let _ = timeout(SEND_TIMEOUT, sink.send(Message::Close(Some(CloseFrame {
+                                code: close_code::SIZE,
+                                reason: Utf8Bytes::from_static("message too big"),
+                            })))).await;
+                        }
+                        break;
+                    }
                     Some(Ok(_)) => unanswered = 0,
                 },
             }
         }
     }
+}
+
+/// Whether a read failed because the client's message or frame was over
+/// the configured maximum.
+fn too_big(e: axum::Error) -> bool {
+    matches!(
+        e.into_inner().downcast_ref::<tungstenite::Error>(),
+        Some(tungstenite::Error::Capacity(_))
+    )
 }
 
 async fn send<S: Sink<Message> + Unpin>(sink: &mut S, value: Value) -> bool {

@@ -10,7 +10,7 @@ use eventflow::config::Settings;
 use figment::providers::Serialized;
 use serde_json::{Value, json};
 
-pub const SECRET: &str = "test-secret";
+pub const SECRET: &str = "api-tests-signing-key-4f1c9a0e7b2d8e3f6a5b";
 
 pub struct TestApp {
     pub base: String,

@@ -303,10 +303,16 @@ pub struct OwnNats {
     pub port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    args: Vec<String>,
 }
 
 impl OwnNats {
     pub fn start() -> OwnNats {
+        Self::start_with(&[])
+    }
+
+    /// With more arguments for nats-server (a login, say).
+    pub fn start_with(args: &[&str]) -> OwnNats {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -316,6 +322,7 @@ impl OwnNats {
             port,
             dir: tempfile::tempdir().unwrap(),
             child: None,
+            args: args.iter().map(|a| a.to_string()).collect(),
         };
         n.restart();
         n
@@ -348,6 +355,7 @@ impl OwnNats {
                 "-sd",
             ])
             .arg(self.dir.path())
+            .args(&self.args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -377,6 +385,30 @@ impl Drop for OwnNats {
             let _ = c.wait();
         }
     }
+}
+
+#[tokio::test]
+async fn the_service_logs_in_to_nats_with_the_credentials_of_its_url() {
+    let nats = OwnNats::start_with(&["--user", "ef", "--pass", "p@ss word"]);
+    assert!(
+        async_nats::connect(nats.url()).await.is_err(),
+        "this nats-server refuses clients without the login"
+    );
+    let names = Names::new("login");
+    let url = format!("nats://ef:p%40ss%20word@127.0.0.1:{}", nats.port);
+    let app = spawn_app_with(names.settings(&url, "jetstream")).await;
+    let (status, body) = app
+        .post(
+            "/api/webinars/w-login/presence/ping",
+            r#"{"viewer_id":"v"}"#,
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    eventually("the ping is counted through the stream", || async {
+        (live(&app, "w-login").await == 1).then_some(())
+    })
+    .await;
+    app.stop().await;
 }
 
 /// One browser ping with a unique event id; counts it when accepted.

@@ -1,0 +1,42 @@
+//! `auth.secret`: a guessable one stops `eventflow serve` and
+//! `eventflow token` with an error that names the key and the remedy.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+async fn run(args: &[&str], secret: &str, dir: &std::path::Path) -> (bool, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_eventflow"))
+        .args(args)
+        .env("EVENTFLOW__AUTH__SECRET", secret)
+        .env("EVENTFLOW__DATA__DIR", dir)
+        .env("EVENTFLOW__HTTP__ADDR", "127.0.0.1:0")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(20), out)
+        .await
+        .unwrap_or_else(|_| panic!("`eventflow {}` ends by itself", args.join(" ")))
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_guessable_secret_stops_serve_and_token() {
+    let dir = tempfile::tempdir().unwrap();
+    for secret in ["change-me", "", "short-but-not-a-placeholder"] {
+        for args in [&["serve"][..], &["token", "--admin"][..]] {
+            let (ok, stderr) = run(args, secret, dir.path()).await;
+            assert!(!ok, "`eventflow {}` with {secret:?} fails", args.join(" "));
+            assert!(
+                stderr.contains("auth.secret") && stderr.contains("openssl rand -hex 32"),
+                "{secret:?}: {stderr}"
+            );
+        }
+    }
+    let (ok, stderr) = run(&["token", "--admin"], crate::helpers::SECRET, dir.path()).await;
+    assert!(ok, "a real secret mints tokens: {stderr}");
+}
