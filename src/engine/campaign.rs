@@ -517,11 +517,22 @@ impl CampaignRows {
 
     /// Adds later rows: a day row replaces the same day's earlier one.
     pub fn merge(&mut self, later: CampaignRows) {
-        fn merge_by<T, K: PartialEq>(into: &mut Vec<T>, later: Vec<T>, key: impl Fn(&T) -> K) {
+        /// Linear in both lists: batches merge for as long as the store is
+        /// down.
+        fn merge_by<T, K: std::hash::Hash + Eq>(
+            into: &mut Vec<T>,
+            later: Vec<T>,
+            key: impl Fn(&T) -> K,
+        ) {
+            let mut at: HashMap<K, usize> =
+                into.iter().enumerate().map(|(i, r)| (key(r), i)).collect();
             for row in later {
-                match into.iter_mut().find(|r| key(r) == key(&row)) {
-                    Some(old) => *old = row,
-                    None => into.push(row),
+                match at.get(&key(&row)) {
+                    Some(&i) => into[i] = row,
+                    None => {
+                        at.insert(key(&row), into.len());
+                        into.push(row);
+                    }
                 }
             }
         }
@@ -1570,6 +1581,25 @@ mod tests {
             assert!(!is_bot(Some(ua)), "{ua}");
         }
         assert!(!is_bot(None));
+    }
+
+    #[test]
+    fn merged_rows_keep_the_latest_of_each_day() {
+        let day = |d, visits| PathDayRow {
+            client_id: "c".into(),
+            day: jiff::civil::date(2026, 1, d),
+            path: "/".into(),
+            pageviews: visits,
+        };
+        let mut rows = CampaignRows {
+            path_days: vec![day(1, 1), day(2, 1)],
+            ..CampaignRows::default()
+        };
+        rows.merge(CampaignRows {
+            path_days: vec![day(2, 5), day(3, 1)],
+            ..CampaignRows::default()
+        });
+        assert_eq!(rows.path_days, vec![day(1, 1), day(2, 5), day(3, 1)]);
     }
 
     #[test]
