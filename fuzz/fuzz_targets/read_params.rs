@@ -12,8 +12,9 @@
 //!   `from` of the next;
 //! - an accepted range has from < to, both bounds within 1970..=9999, and
 //!   spans at most 400 days;
-//! - an accepted range of dates has from <= to, both within years
-//!   1970..=9999, and agrees with `parse_bound` on the date of an instant.
+//! - an accepted range of dates has from <= to, both the dates of instants
+//!   within 1970..=9999 (from 1969-12-31 west of UTC), and agrees with
+//!   `parse_bound` on the date of an instant.
 #![no_main]
 
 use eventflow::event::MAX_TS;
@@ -83,7 +84,10 @@ fuzz_target!(|data: &[u8]| {
     }
 
     if let Ok(range) = date_range(from, to, &tz, now) {
-        let (first, last) = (Date::constant(1970, 1, 1), Date::constant(9999, 12, 31));
+        // The first instant of 1970 is still 1969-12-31 west of UTC.
+        let epoch = jiff::Timestamp::UNIX_EPOCH.to_zoned(tz.clone()).date();
+        let first = epoch.min(Date::constant(1970, 1, 1));
+        let last = Date::constant(9999, 12, 31);
         assert!(range.from <= range.to, "{from:?}..{to:?}: {range:?}");
         assert!(
             first <= range.from && range.to <= last,
