@@ -735,8 +735,15 @@ impl Campaigns {
         {
             return date;
         }
+        // Event times run to the end of year 9999 UTC; jiff's last instant
+        // is a day earlier (so that every zone's date exists): the last day
+        // holds what lies beyond.
         let zoned = Timestamp::from_millisecond(ts)
-            .expect("event times are within jiff's range")
+            .unwrap_or(if ts < 0 {
+                Timestamp::MIN
+            } else {
+                Timestamp::MAX
+            })
             .to_zoned(self.tz().clone());
         let date = zoned.date();
         let bounds = zoned.start_of_day().ok().and_then(|start| {
@@ -1581,6 +1588,17 @@ mod tests {
             assert!(!is_bot(Some(ua)), "{ua}");
         }
         assert!(!is_bot(None));
+    }
+
+    #[test]
+    fn the_last_millisecond_of_year_9999_has_a_day() {
+        let mut c = Campaigns::new(&CampaignConfig {
+            timezone: TimeZone::get("Asia/Seoul").unwrap(),
+            window_days: 30,
+        });
+        let late = c.day(crate::event::MAX_TS);
+        assert_eq!(late.year(), 9999);
+        assert!(c.day(crate::event::MAX_TS - 86_400_000) <= late);
     }
 
     #[test]

@@ -269,7 +269,9 @@ pub struct Pageview<'a> {
 impl Pageview<'_> {
     /// The UTM parameters of the page's URL (`utm_source`, `utm_medium`,
     /// `utm_campaign`, `utm_term`, `utm_content` of `query`), URL-decoded and
-    /// trimmed; empty ones are absent, the first of a repeated one counts.
+    /// trimmed; empty ones and ones over [`MAX_UTM_LEN`] characters (which a
+    /// visit's `utm` would be refused for) are absent, the first of a
+    /// repeated one counts.
     pub fn utm(&self) -> Utm<'static> {
         let mut utm = Utm::default();
         let Some(query) = &self.query else {
@@ -285,7 +287,7 @@ impl Pageview<'_> {
                 _ => continue,
             };
             let value = value.trim();
-            if slot.is_none() && !value.is_empty() {
+            if slot.is_none() && !value.is_empty() && value.chars().count() <= MAX_UTM_LEN {
                 *slot = Some(Cow::Owned(value.to_owned()));
             }
         }
@@ -633,9 +635,23 @@ pub fn decode(bytes: &[u8]) -> Result<Event<'_>, DecodeError> {
     decode_with_serde(bytes)
 }
 
-/// The general path: serde, with a diagnosis of what it refused.
-fn decode_with_serde(bytes: &[u8]) -> Result<Event<'_>, DecodeError> {
-    match serde_json::from_slice::<Raw<'_>>(bytes) {
+/// The general path: serde, with a diagnosis of what it refused. Public
+/// only so that tests and the fuzz targets (`fuzz/`) can hold [`decode`]'s
+/// fast path to answering alike; sources call [`decode`].
+#[doc(hidden)]
+pub fn decode_with_serde(bytes: &[u8]) -> Result<Event<'_>, DecodeError> {
+    // serde_json skips the strings of unknown fields without checking their
+    // UTF-8: a record would be taken as a line and refused in an array.
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        DecodeError::new(
+            "event",
+            format!(
+                "is not valid JSON (invalid UTF-8 at byte {})",
+                e.valid_up_to()
+            ),
+        )
+    })?;
+    match serde_json::from_str::<Raw<'_>>(text) {
         Ok(raw) => validate(raw),
         Err(err) => Err(diagnose(bytes, &err)),
     }
@@ -1151,6 +1167,17 @@ mod tests {
     }
 
     #[test]
+    fn invalid_utf8_is_refused_even_in_an_unknown_field() {
+        // Found by fuzz/fuzz_targets/batch.rs: taken as an NDJSON line,
+        // refused as an element of a JSON array.
+        let line = b"{\"type\":\"pageview\",\"path\":\"/a\",\"sta\":\"pagevi\x9fw\"}";
+        assert_eq!(
+            decode(line).unwrap_err().to_string(),
+            "event: is not valid JSON (invalid UTF-8 at byte 44)"
+        );
+    }
+
+    #[test]
     fn size_limit_is_16_kib() {
         let pad = "x".repeat(MAX_EVENT_BYTES);
         let line = format!(r#"{{"type":"tick","ts":1,"pad":"{pad}"}}"#);
@@ -1184,6 +1211,43 @@ mod tests {
         assert_eq!(
             decode(line.as_bytes()).unwrap_err().to_string(),
             "utm.campaign: must be at most 256 characters after trimming"
+        );
+    }
+
+    #[test]
+    fn page_view_utm_values_over_256_characters_are_absent() {
+        // Found by fuzz/fuzz_targets/pageview_query.rs: a page view's query
+        // gave UTM values of any length, where a visit's are refused over 256.
+        let long = "가".repeat(MAX_UTM_LEN + 1);
+        let query = format!(
+            "utm_source={long}&utm_source=news&utm_medium=%20{}",
+            &long[3..]
+        );
+        let p = Pageview {
+            id: None,
+            path: "/".into(),
+            method: None,
+            query: Some(query.into()),
+            referrer: None,
+            user_agent: None,
+            ip: None,
+            session_id: None,
+            client_id: None,
+            campaign_id: None,
+            webinar_id: None,
+            status: None,
+            ts: None,
+        };
+        let utm = p.utm();
+        assert_eq!(
+            utm.source.as_deref(),
+            Some("news"),
+            "the first one that fits"
+        );
+        assert_eq!(
+            utm.medium.as_deref(),
+            Some(&long[3..]),
+            "256 characters fit"
         );
     }
 

@@ -42,27 +42,36 @@ fn authorize_client(claims: &Claims, client_id: &str) -> Result<(), ApiError> {
     }
 }
 
+/// The first local date a range may name (bounds lie within 1970..=9999).
+const FIRST_DATE: Date = Date::constant(1970, 1, 1);
+
 /// The local date of a bound: a date as given, an instant's date in `tz`.
 fn bound_date(field: &str, s: &str, tz: &TimeZone) -> Result<Date, ApiError> {
     let s = s.trim();
     if s.len() == 10
         && let Ok(d) = s.parse::<Date>()
     {
-        return Ok(d);
+        return if d < FIRST_DATE {
+            Err(ApiError::BadRequest(format!(
+                "{field}: must lie between 1970 and the end of year 9999"
+            )))
+        } else {
+            Ok(d)
+        };
     }
     let ms = parse_bound(field, s, tz, false)?;
     Ok(local_date(ms, tz))
 }
 
+/// The date of `ms` in `tz`. Bounds lie within years 1970..=9999, but jiff's
+/// instants end some hours before year 9999 does: later ones are on its
+/// last day.
 fn local_date(ms: i64, tz: &TimeZone) -> Date {
-    Timestamp::from_millisecond(ms)
-        .expect("bounds are checked to lie within years 1970-9999")
-        .to_zoned(tz.clone())
-        .date()
+    Timestamp::from_millisecond(ms).map_or(Date::MAX, |t| t.to_zoned(tz.clone()).date())
 }
 
 /// The inclusive range of local dates of a request (default: the last
-/// [`DEFAULT_DAYS`] days, today included).
+/// [`DEFAULT_DAYS`] days, today included, none before 1970).
 pub fn date_range(
     from: Option<&str>,
     to: Option<&str>,
@@ -77,7 +86,8 @@ pub fn date_range(
         Some(f) => bound_date("from", f, tz)?,
         None => to
             .checked_sub(jiff::Span::new().days(DEFAULT_DAYS - 1))
-            .map_err(|e| ApiError::BadRequest(format!("to: {e}")))?,
+            .map_err(|e| ApiError::BadRequest(format!("to: {e}")))?
+            .max(FIRST_DATE),
     };
     if from > to {
         return Err(ApiError::BadRequest(format!(
@@ -215,4 +225,55 @@ pub async fn overview(
     }
     body["webinars"]["peak_concurrent"] = json!(peak);
     Ok(Json(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn date_ranges_lie_within_years_1970_to_9999() {
+        // Found by fuzz/fuzz_targets/read_params.rs: a date was taken as
+        // given, before 1970 too, and the default `from` went back 29 days
+        // from any `to`.
+        let utc = TimeZone::UTC;
+        let e = date_range(Some("0000-01-01"), Some("2026-01-01"), &utc, 0)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "from: must lie between 1970 and the end of year 9999");
+        assert!(date_range(None, Some("1969-12-31"), &utc, 0).is_err());
+        assert_eq!(
+            date_range(None, Some("1970-01-05"), &utc, 0).unwrap(),
+            DateRange {
+                from: FIRST_DATE,
+                to: Date::constant(1970, 1, 5)
+            }
+        );
+        // Found by fuzz/fuzz_targets/read_params.rs: the last hours of year
+        // 9999 are valid bounds but beyond jiff's instants, and panicked.
+        let last = crate::event::MAX_TS.to_string();
+        let seoul = TimeZone::get("Asia/Seoul").unwrap();
+        for tz in [&utc, &seoul] {
+            assert_eq!(
+                date_range(Some("9999-12-01"), Some(&last), tz, 0)
+                    .unwrap()
+                    .to,
+                Date::MAX
+            );
+        }
+        assert_eq!(
+            date_range(Some("1970-01-01"), None, &utc, crate::event::MAX_TS).unwrap(),
+            DateRange {
+                from: FIRST_DATE,
+                to: Date::MAX
+            }
+        );
+        assert_eq!(
+            date_range(Some("1970-01-01"), Some("9999-12-31"), &utc, 0).unwrap(),
+            DateRange {
+                from: FIRST_DATE,
+                to: Date::constant(9999, 12, 31)
+            }
+        );
+    }
 }

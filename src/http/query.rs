@@ -124,16 +124,32 @@ fn parse_instant(field: &str, s: &str, tz: &TimeZone, is_end: bool) -> Result<i6
     })
 }
 
-/// The range `[from, to)` of a request; without bounds, the last 24 hours.
+/// The range `[from, to)` of a request.
 fn range(s: &AppState, q: &Range) -> Result<(i64, i64), ApiError> {
-    let tz = s.settings.time_zone();
-    let to = match &q.to {
-        Some(t) => parse_bound("to", t, &tz, true)?,
-        None => (s.clock)(),
+    parse_range(
+        q.from.as_deref(),
+        q.to.as_deref(),
+        &s.settings.time_zone(),
+        (s.clock)(),
+    )
+}
+
+/// The range `[from, to)` of `from`/`to` parameters (see [`parse_bound`]);
+/// without bounds, the 24 hours before `now_ms` (none before 1970). At most
+/// 400 days long.
+pub fn parse_range(
+    from: Option<&str>,
+    to: Option<&str>,
+    tz: &TimeZone,
+    now_ms: i64,
+) -> Result<(i64, i64), ApiError> {
+    let to = match to {
+        Some(t) => parse_bound("to", t, tz, true)?,
+        None => now_ms,
     };
-    let from = match &q.from {
-        Some(f) => parse_bound("from", f, &tz, false)?,
-        None => to - DAY_MS,
+    let from = match from {
+        Some(f) => parse_bound("from", f, tz, false)?,
+        None => (to - DAY_MS).max(0),
     };
     if from >= to {
         return Err(ApiError::BadRequest(format!(
@@ -373,6 +389,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("from: \"yesterday\" is not a date"), "{e}");
+    }
+
+    #[test]
+    fn a_range_without_from_starts_no_earlier_than_1970() {
+        // Found by fuzz/fuzz_targets/read_params.rs (`to=5`): the default
+        // `from`, a day before `to`, lay before 1970.
+        let utc = TimeZone::UTC;
+        assert_eq!(parse_range(None, Some("5"), &utc, 0).unwrap(), (0, 5));
+        assert!(parse_range(None, None, &utc, 0).is_err(), "[0, 0) is empty");
+        assert_eq!(
+            parse_range(None, None, &utc, 2 * DAY_MS).unwrap(),
+            (DAY_MS, 2 * DAY_MS)
+        );
     }
 
     #[test]
