@@ -99,10 +99,13 @@ fuzz_target!(|data: &[u8]| {
                 && let Ok(ms) = parse_bound("from", s, &tz, false)
                 && as_date(s).is_none()
             {
-                let local = jiff::Timestamp::from_millisecond(ms)
-                    .unwrap()
-                    .to_zoned(tz.clone())
-                    .date();
+                // Bounds late in year 9999 lie past jiff's last instant; the
+                // service gives them the last date (checked above).
+                let Ok(t) = jiff::Timestamp::from_millisecond(ms) else {
+                    assert_eq!(date, last, "{s:?} in {zone}");
+                    continue;
+                };
+                let local = t.to_zoned(tz.clone()).date();
                 assert_eq!(date, local, "{s:?} in {zone}");
             }
         }
