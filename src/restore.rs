@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use anyhow::Context;
 use serde_json::Value;
 
-use crate::engine::{Engine, EngineConfig, Output};
+use crate::engine::{Engine, EngineConfig};
 use crate::event::{self, MAX_EVENT_ID_LEN};
 use crate::replay::{Line, Lines};
 use crate::store::{Batch, Store};
@@ -279,15 +279,7 @@ pub async fn restore(
 
 /// Writes what the engine has emitted and the changed campaign rows.
 async fn write(store: &Store, engine: &mut Engine) -> anyhow::Result<u64> {
-    let mut batch = Batch::default();
-    for out in engine.drain() {
-        match out {
-            Output::Presence(b) => batch.presence.push(b),
-            Output::Activity(a) => batch.activity.push(a),
-            Output::Rollup(r) => batch.rollups.push(r),
-        }
-    }
-    batch.campaigns = engine.take_campaign_rows();
+    let batch = Batch::drained_from(engine);
     let rows = batch.rows() as u64;
     if rows > 0 {
         store

@@ -38,6 +38,22 @@ impl Batch {
             && self.position.is_none()
     }
 
+    /// Everything the engine emitted and its changed campaign rows, as
+    /// `restore` and replays of whole logs write them.
+    pub fn drained_from(engine: &mut crate::engine::Engine) -> Batch {
+        use crate::engine::Output;
+        let mut batch = Batch::default();
+        for out in engine.drain() {
+            match out {
+                Output::Presence(b) => batch.presence.push(b),
+                Output::Activity(a) => batch.activity.push(a),
+                Output::Rollup(r) => batch.rollups.push(r),
+            }
+        }
+        batch.campaigns = engine.take_campaign_rows();
+        batch
+    }
+
     pub fn rows(&self) -> usize {
         self.presence.len() + self.rollups.len() + self.activity.len() + self.campaigns.rows()
     }

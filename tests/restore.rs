@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 
-use eventflow::engine::{Engine, EngineConfig, Output};
+use eventflow::engine::{Engine, EngineConfig};
 use eventflow::store::{Batch, Store};
 
 const T0: i64 = 1_770_000_000_000;
@@ -128,15 +128,7 @@ async fn expected(dir: &Path) -> Vec<String> {
             .unwrap();
     }
     engine.finish();
-    let mut batch = Batch::default();
-    for out in engine.drain() {
-        match out {
-            Output::Presence(b) => batch.presence.push(b),
-            Output::Activity(a) => batch.activity.push(a),
-            Output::Rollup(r) => batch.rollups.push(r),
-        }
-    }
-    batch.campaigns = engine.take_campaign_rows();
+    let batch = Batch::drained_from(&mut engine);
     let store = Store::embedded(&dir.join("expected")).await.unwrap();
     store.migrate().await.unwrap();
     store.write(&batch, 0).await.unwrap();
