@@ -52,6 +52,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
+use common::http::Conn;
 use common::{JsonLines, Rng};
 use eventflow::app::Application;
 use eventflow::config::Settings;
@@ -65,8 +66,6 @@ use jiff::civil::Date;
 use serde_json::{Value, json};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Executor, PgPool, Row};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 // ---------------------------------------------------------------------------
 // Live bytes, by a counting global allocator (one counter, so it costs one
@@ -572,63 +571,7 @@ fn one_core(n: usize, rounds: usize) -> anyhow::Result<(f64, f64)> {
 }
 
 // ---------------------------------------------------------------------------
-// Part 2: HTTP (a minimal keep-alive HTTP/1.1 client, as in benches/ingest.rs).
-
-struct Conn {
-    stream: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Conn {
-    async fn open(addr: std::net::SocketAddr) -> Conn {
-        let stream = TcpStream::connect(addr).await.unwrap();
-        stream.set_nodelay(true).unwrap();
-        Conn {
-            stream,
-            buf: Vec::with_capacity(4096),
-        }
-    }
-
-    async fn request(&mut self, method: &str, path: &str, token: &str, body: &[u8]) -> u16 {
-        let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {token}\r\n\
-             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        );
-        let mut req = head.into_bytes();
-        req.extend_from_slice(body);
-        self.stream.write_all(&req).await.unwrap();
-        self.read_response().await
-    }
-
-    async fn read_response(&mut self) -> u16 {
-        self.buf.clear();
-        let mut chunk = vec![0u8; 64 * 1024];
-        loop {
-            let n = self.stream.read(&mut chunk).await.unwrap();
-            assert!(n > 0, "server closed the connection");
-            self.buf.extend_from_slice(&chunk[..n]);
-            if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                let head = std::str::from_utf8(&self.buf[..end]).unwrap();
-                let status: u16 = head[9..12].parse().unwrap();
-                let len: usize = head
-                    .lines()
-                    .find_map(|l| {
-                        l.to_ascii_lowercase()
-                            .strip_prefix("content-length:")
-                            .map(|v| v.trim().parse().unwrap())
-                    })
-                    .unwrap_or(0);
-                while self.buf.len() < end + 4 + len {
-                    let n = self.stream.read(&mut chunk).await.unwrap();
-                    assert!(n > 0, "server closed the connection");
-                    self.buf.extend_from_slice(&chunk[..n]);
-                }
-                return status;
-            }
-        }
-    }
-}
+// Part 2: HTTP (common::http's keep-alive client).
 
 fn settings(dir: &std::path::Path) -> Settings {
     let over = json!({
@@ -695,7 +638,11 @@ async fn http_part(secs: f64, pool_batches: usize) -> anyhow::Result<HttpFigures
             let mut i = c;
             while !stop.load(Ordering::Relaxed) {
                 let body = &bodies[i % bodies.len()];
-                assert_eq!(conn.request("POST", "/api/events", &token, body).await, 202);
+                assert_eq!(
+                    conn.request("POST", "/api/events", Some(&token), body)
+                        .await,
+                    202
+                );
                 done.fetch_add(BATCH as u64, Ordering::Relaxed);
                 i += 4;
             }
@@ -729,15 +676,13 @@ async fn http_part(secs: f64, pool_batches: usize) -> anyhow::Result<HttpFigures
             ("/api/clients/c-1/statistics/overview", &mut overview),
         ] {
             let t = Instant::now();
-            assert_eq!(conn.request("GET", path, &token, b"").await, 200);
+            assert_eq!(conn.request("GET", path, Some(&token), b"").await, 200);
             if i >= 20 {
                 lat.push(t.elapsed());
             }
         }
     }
-    let body: Value = serde_json::from_slice(
-        &conn.buf[conn.buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4..],
-    )?;
+    let body: Value = serde_json::from_slice(conn.body())?;
     println!(
         "  overview of c-1 after the HTTP phase: {} visits, {} conversions",
         body["campaigns"]["visits"], body["campaigns"]["conversions"]

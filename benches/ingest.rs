@@ -14,6 +14,9 @@
 //! client costs as little CPU as possible: on 2 cores it shares the machine
 //! with the server. `EVENTFLOW_BENCH_SECS` sets each phase's length.
 
+mod common;
+
+use common::http::Conn;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -24,81 +27,16 @@ use eventflow::metrics::{Metrics, RecordLabels};
 use figment::providers::Serialized;
 use futures_util::StreamExt;
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-
-/// One keep-alive connection speaking just enough HTTP/1.1.
-struct Conn {
-    stream: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Conn {
-    async fn open(addr: std::net::SocketAddr) -> Conn {
-        let stream = TcpStream::connect(addr).await.unwrap();
-        stream.set_nodelay(true).unwrap();
-        Conn {
-            stream,
-            buf: Vec::with_capacity(4096),
-        }
-    }
-
-    /// Sends a POST and returns the status code.
-    async fn post(&mut self, path: &str, token: Option<&str>, body: &[u8]) -> u16 {
-        let auth = token
-            .map(|t| format!("Authorization: Bearer {t}\r\n"))
-            .unwrap_or_default();
-        let head = format!(
-            "POST {path} HTTP/1.1\r\nHost: bench\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        );
-        let mut req = head.into_bytes();
-        req.extend_from_slice(body);
-        self.stream.write_all(&req).await.unwrap();
-        self.read_response().await
-    }
-
-    async fn read_response(&mut self) -> u16 {
-        self.buf.clear();
-        loop {
-            let mut chunk = [0u8; 4096];
-            let n = self.stream.read(&mut chunk).await.unwrap();
-            assert!(n > 0, "server closed the connection");
-            self.buf.extend_from_slice(&chunk[..n]);
-            if let Some(end) = find(&self.buf, b"\r\n\r\n") {
-                let head = std::str::from_utf8(&self.buf[..end]).unwrap();
-                let status: u16 = head[9..12].parse().unwrap();
-                let len: usize = head
-                    .lines()
-                    .find_map(|l| {
-                        l.to_ascii_lowercase()
-                            .strip_prefix("content-length:")
-                            .map(|v| v.trim().parse().unwrap())
-                    })
-                    .unwrap_or(0);
-                while self.buf.len() < end + 4 + len {
-                    let n = self.stream.read(&mut chunk).await.unwrap();
-                    self.buf.extend_from_slice(&chunk[..n]);
-                }
-                return status;
-            }
-        }
-    }
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
 
 fn settings(dir: &std::path::Path) -> Settings {
     let over = json!({
         "http": {"addr": "127.0.0.1:0", "rate_limit_per_sec": 0},
-        "limits": {"new_entities_per_minute": 0},
         "data": {"dir": dir},
         "auth": {"secret": "bench-signing-key-0f3e5d7c9b1a2f4e6d8c0b2a"},
-        // The latency phases open WebSockets with one token, phase after
-        // phase, faster than the server notices the last phase's closes.
-        "limits": {"max_websockets_per_token": 1000},
+        // Pings name thousands of webinars from one address; the latency
+        // phases open WebSockets with one token, phase after phase, faster
+        // than the server notices the last phase's closes.
+        "limits": {"new_entities_per_minute": 0, "max_websockets_per_token": 1000},
     });
     Settings::from_figment(Settings::figment(None).merge(Serialized::defaults(over))).unwrap()
 }

@@ -19,6 +19,8 @@
 
 #![allow(dead_code)]
 
+pub mod http;
+
 use std::borrow::Cow;
 use std::io::Write as _;
 
