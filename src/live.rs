@@ -1,12 +1,16 @@
 //! The live hub: what the engine last said about each webinar, fanned out
 //! to readers (`GET /live`) and WebSocket clients.
 //!
-//! Per webinar, a `watch` channel holds the latest live state (a slow reader
-//! only ever sees the newest value, and never slows the engine) and a small
+//! Per webinar, the hub holds the latest live state; while someone reads
+//! the webinar, a `watch` channel carries that state (a slow reader only
+//! ever sees the newest value, and never slows the engine) and a small
 //! `broadcast` channel carries buckets as they become final (a reader that
-//! falls behind skips the ones it missed; they are in the store).
+//! falls behind skips the ones it missed; they are in the store). The
+//! channels go when their last reader does, so an unwatched webinar costs
+//! its state alone.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use dashmap::DashMap;
 use tokio::sync::{broadcast, watch};
@@ -36,31 +40,57 @@ impl From<&LiveSnapshot> for LiveState {
     }
 }
 
+/// One webinar in the hub: its latest state, and the channels to its
+/// readers only while someone reads (an unwatched webinar costs its state
+/// and nothing more — most webinars are never watched).
 struct Channel {
+    state: LiveState,
+    readers: Option<Readers>,
+}
+
+struct Readers {
     state: watch::Sender<LiveState>,
     buckets: broadcast::Sender<PresenceStats>,
 }
 
+impl Readers {
+    fn unread(&self) -> bool {
+        self.state.receiver_count() == 0 && self.buckets.receiver_count() == 0
+    }
+}
+
 impl Channel {
-    /// Replaces the state, waking watchers only if it changed and someone
-    /// watches (waking nobody still costs a round of locks). A watcher that
-    /// subscribes later reads the value as it is then. Returns whether the
-    /// live count changed.
-    fn set(&self, state: LiveState) -> bool {
-        let mut count_changed = false;
-        self.state.send_if_modified(|old| {
-            let changed = *old != state;
-            count_changed = old.live != state.live;
-            *old = state;
-            changed && self.state.receiver_count() > 0
-        });
-        count_changed
+    fn new(state: LiveState) -> Channel {
+        Channel {
+            state,
+            readers: None,
+        }
     }
 
-    fn new() -> Channel {
-        Channel {
-            state: watch::Sender::new(LiveState::default()),
+    /// Replaces the state, waking readers only if it changed (a reader that
+    /// subscribes later reads the value as it is then); channels nobody
+    /// reads any more are let go. Returns whether the live count changed.
+    fn set(&mut self, state: LiveState) -> bool {
+        let old = std::mem::replace(&mut self.state, state);
+        if let Some(readers) = &self.readers {
+            if readers.unread() {
+                self.readers = None;
+            } else if old != state {
+                readers.state.send_replace(state);
+            }
+        }
+        old.live != state.live
+    }
+
+    fn subscribe(&mut self) -> Subscription {
+        let state = self.state;
+        let readers = self.readers.get_or_insert_with(|| Readers {
+            state: watch::Sender::new(state),
             buckets: broadcast::Sender::new(64),
+        });
+        Subscription {
+            state: readers.state.subscribe(),
+            buckets: readers.buckets.subscribe(),
         }
     }
 }
@@ -74,6 +104,8 @@ pub struct Subscription {
 #[derive(Default)]
 pub struct LiveHub {
     webinars: DashMap<Arc<str>, Channel>,
+    /// Webinars let go since the table last gave back its room.
+    forgotten: AtomicUsize,
 }
 
 impl LiveHub {
@@ -84,34 +116,44 @@ impl LiveHub {
     /// Records a webinar's state (from the engine); returns whether its
     /// live count changed (a webinar not held before counted 0).
     pub fn publish(&self, webinar_id: &Arc<str>, state: LiveState) -> bool {
-        if let Some(ch) = self.webinars.get(webinar_id) {
+        if let Some(mut ch) = self.webinars.get_mut(webinar_id) {
             return ch.set(state);
         }
         // Through the entry: a subscriber that came meanwhile keeps its channel.
         self.webinars
             .entry(webinar_id.clone())
-            .or_insert_with(Channel::new)
+            .or_insert_with(|| Channel::new(LiveState::default()))
             .set(state)
     }
 
     /// The engine no longer holds state for this webinar (nobody live, no
     /// open bucket): its entry goes unless someone is watching.
     pub fn forget(&self, webinar_id: &str, ts: i64) {
-        if let Some(ch) = self.webinars.get(webinar_id) {
+        if let Some(mut ch) = self.webinars.get_mut(webinar_id) {
             ch.set(LiveState {
                 ts,
                 ..LiveState::default()
             });
         }
-        self.webinars.remove_if(webinar_id, |_, ch| {
-            ch.state.receiver_count() == 0 && ch.buckets.receiver_count() == 0
-        });
+        if self
+            .webinars
+            .remove_if(webinar_id, |_, ch| ch.readers.is_none())
+            .is_some()
+            && self.forgotten.fetch_add(1, Relaxed) >= 1024
+            && self.webinars.len() < self.webinars.capacity() / 4
+        {
+            // A day closed many webinars at once: their room goes too.
+            self.forgotten.store(0, Relaxed);
+            self.webinars.shrink_to_fit();
+        }
     }
 
     /// A bucket of this webinar became final.
     pub fn bucket(&self, webinar_id: &str, stats: PresenceStats) {
-        if let Some(ch) = self.webinars.get(webinar_id) {
-            let _ = ch.buckets.send(stats);
+        if let Some(ch) = self.webinars.get(webinar_id)
+            && let Some(readers) = &ch.readers
+        {
+            let _ = readers.buckets.send(stats);
         }
     }
 
@@ -119,26 +161,22 @@ impl LiveHub {
     pub fn state(&self, webinar_id: &str) -> LiveState {
         self.webinars
             .get(webinar_id)
-            .map(|ch| *ch.state.borrow())
+            .map(|ch| ch.state)
             .unwrap_or_default()
     }
 
     pub fn subscribe(&self, webinar_id: &str) -> Subscription {
-        let ch = self
-            .webinars
+        self.webinars
             .entry(Arc::from(webinar_id))
-            .or_insert_with(Channel::new);
-        Subscription {
-            state: ch.state.subscribe(),
-            buckets: ch.buckets.subscribe(),
-        }
+            .or_insert_with(|| Channel::new(LiveState::default()))
+            .subscribe()
     }
 
     /// Every webinar's latest state.
     pub fn all_states(&self) -> Vec<(Arc<str>, LiveState)> {
         self.webinars
             .iter()
-            .map(|e| (e.key().clone(), *e.state.borrow()))
+            .map(|e| (e.key().clone(), e.state))
             .collect()
     }
 
@@ -147,8 +185,8 @@ impl LiveHub {
         let mut out: Vec<_> = self
             .webinars
             .iter()
-            .filter(|e| e.state.borrow().live > 0)
-            .map(|e| (e.key().clone(), *e.state.borrow()))
+            .filter(|e| e.state.live > 0)
+            .map(|e| (e.key().clone(), e.state))
             .collect();
         out.sort_by(|a, b| b.1.live.cmp(&a.1.live).then_with(|| a.0.cmp(&b.0)));
         out

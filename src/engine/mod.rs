@@ -219,6 +219,9 @@ pub struct Engine {
     changed: Vec<Arc<str>>,
 }
 
+/// The room the output buffer keeps between bursts.
+const OUT_ROOM: usize = 1024;
+
 /// A checkpoint that cannot be resumed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RestoreError {
@@ -600,6 +603,11 @@ impl Engine {
             return;
         }
         self.tick_clock = ts;
+        // A burst (every webinar closing a bucket at once) leaves the output
+        // buffer large; ticks find it drained, and leave it a modest room.
+        if self.out.is_empty() && self.out.capacity() > OUT_ROOM {
+            self.out.shrink_to(OUT_ROOM);
+        }
         // Daily, attribution forgets what fell out of every future window
         // (memory only: no answer depends on when this runs; it walks every
         // session inside the window, so not more often).
@@ -626,6 +634,13 @@ impl Engine {
             }
         }
         self.campaign_clocks.retain(|_, clock| *clock > ts);
+        // After a day closed many webinars, their room goes too.
+        if self.webinars.len() < self.webinars.capacity() / 4 {
+            self.webinars.shrink_to_fit();
+            let webinars = &self.webinars;
+            self.webinar_index
+                .shrink_to_fit(|&w| webinars[w as usize].hash);
+        }
     }
 
     /// Runs every interval to its end and closes every bucket (end of input).

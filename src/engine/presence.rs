@@ -627,6 +627,11 @@ impl Webinar {
         if self.viewers.is_empty() {
             self.viewers = HashTable::new();
         }
+        // Nobody live: the day's fingerprints are all that may grow back,
+        // so they keep no spare room.
+        if self.live == 0 {
+            self.day_seen.shrink_to_fit();
+        }
     }
 
     /// A heartbeat at `t` (the clock, already advanced).
