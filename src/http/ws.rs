@@ -117,6 +117,9 @@ impl Drop for Pass {
     }
 }
 
+/// Read and write buffer room per WebSocket.
+const WS_BUFFER_BYTES: usize = 8 * 1024;
+
 pub async fn upgrade(
     State(s): State<AppState>,
     Auth(claims): Auth,
@@ -133,7 +136,16 @@ pub async fn upgrade(
         s.metrics.websockets_refused.inc();
     })?;
     let max_message = s.settings.limits.ws_max_message_bytes;
-    let ws = ws.max_message_size(max_message).max_frame_size(max_message);
+    // Clients send a few small messages at most and the feed's are small:
+    // buffers of a few KiB instead of the library's 128 KiB each way. A
+    // client that stops reading lets the write buffer grow to 1 MiB, then
+    // its socket is closed.
+    let ws = ws
+        .max_message_size(max_message)
+        .max_frame_size(max_message)
+        .read_buffer_size(WS_BUFFER_BYTES)
+        .write_buffer_size(WS_BUFFER_BYTES)
+        .max_write_buffer_size(1 << 20);
     let sub = s.hub.subscribe(&webinar_id);
     // History comes from the store, live counts do not: while the store is
     // down the feed starts without the recent buckets.
