@@ -221,7 +221,43 @@ pub fn router(state: AppState) -> Router {
             body_deadline,
         ))
         .layer(axum::middleware::map_response(json_errors))
+        .layer(axum::middleware::from_fn(head_limits))
         .with_state(state)
+}
+
+/// The longest request target (path and query) the service reads.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+/// The most header fields one request may carry.
+pub const MAX_HEADERS: usize = 100;
+/// The most bytes of header names and values one request may carry.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// Refuses a request whose target or headers exceed the bounds above, with
+/// `414` or `431` and the JSON error shape, before anything reads it.
+async fn head_limits(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let target = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if target > MAX_URI_BYTES {
+        let error = format!("request target: longer than {MAX_URI_BYTES} bytes");
+        return (StatusCode::URI_TOO_LONG, Json(json!({ "error": error }))).into_response();
+    }
+    let headers = req.headers();
+    let bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if headers.len() > MAX_HEADERS || bytes > MAX_HEADER_BYTES {
+        let error = format!(
+            "headers: at most {MAX_HEADERS} fields and {MAX_HEADER_BYTES} bytes \
+             (got {} fields, {bytes} bytes)",
+            headers.len()
+        );
+        return (
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Json(json!({ "error": error })),
+        )
+            .into_response();
+    }
+    next.run(req).await
 }
 
 /// Gives every error the one JSON shape `{"error": "..."}`: the router's own

@@ -160,9 +160,13 @@ async fn serve_connection(
     // The header timeout runs from the moment hyper waits for a request's
     // head: right after accepting, and after every response on a kept-alive
     // connection. So it is also the idle timeout.
+    // Heads past the service's own bounds (`super::head_limits`) still
+    // parse, so they are refused with the JSON error of every other status;
+    // hyper's own, body-less 431 is left for heads past its read buffer.
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout);
+        .header_read_timeout(header_timeout)
+        .max_headers(4 * super::MAX_HEADERS);
     let conn = builder
         .serve_connection(TokioIo::new(io), TowerToHyperService::new(service))
         .with_upgrades();

@@ -245,7 +245,9 @@ async fn with_postgres_configured_the_rows_go_there() {
 #[tokio::test]
 async fn every_error_is_one_json_shape() {
     let app = spawn_app().await;
+    let long_query = format!("/api/webinars/w-1/live?x={}", "a".repeat(9000));
     let cases = [
+        (reqwest::Method::GET, long_query.as_str(), 414),
         (reqwest::Method::GET, "/no/such/route", 404),
         (reqwest::Method::DELETE, "/healthz", 405),
         (reqwest::Method::GET, "/api/webinars/%FF%FE/live", 400),
@@ -255,11 +257,38 @@ async fn every_error_is_one_json_shape() {
             400,
         ),
     ];
-    for (method, path, status) in cases {
+    // Too many header fields, and too many header bytes.
+    let many: reqwest::header::HeaderMap = (0..150)
+        .map(|i| {
+            (
+                reqwest::header::HeaderName::from_bytes(format!("x-h{i}").as_bytes()).unwrap(),
+                reqwest::header::HeaderValue::from_static("1"),
+            )
+        })
+        .collect();
+    let big: reqwest::header::HeaderMap = (0..3)
+        .map(|i| {
+            (
+                reqwest::header::HeaderName::from_bytes(format!("x-big{i}").as_bytes()).unwrap(),
+                reqwest::header::HeaderValue::from_str(&"b".repeat(7000)).unwrap(),
+            )
+        })
+        .collect();
+    let headers = [many, big];
+    let cases = cases
+        .iter()
+        .map(|(m, p, s)| (m.clone(), *p, *s, reqwest::header::HeaderMap::new()))
+        .chain(
+            headers
+                .into_iter()
+                .map(|h| (reqwest::Method::GET, "/api/webinars/w-1/live", 431, h)),
+        );
+    for (method, path, status, headers) in cases {
         let r = app
             .client
             .request(method.clone(), format!("{}{path}", app.base))
             .bearer_auth(&app.token)
+            .headers(headers)
             .send()
             .await
             .unwrap();
