@@ -291,6 +291,8 @@ fn cors(settings: &Settings) -> CorsLayer {
             header::CONTENT_TYPE,
             HeaderName::from_static(ingest::INGEST_KEY_HEADER),
         ])
+        // So that a page's script (the SDK) can honour a 429's or 503's wait.
+        .expose_headers([header::RETRY_AFTER])
         .max_age(std::time::Duration::from_secs(3600))
 }
 
