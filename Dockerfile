@@ -4,6 +4,7 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src src
 COPY config config
+COPY sdk sdk
 COPY migrations migrations
 COPY benches benches
 COPY tests tests

@@ -4,6 +4,7 @@
 //! which picks the status and the JSON body in one place.
 
 pub mod admission;
+pub mod assets;
 pub mod campaigns;
 pub mod ingest;
 pub mod query;
@@ -70,7 +71,8 @@ pub type AppState = Arc<Inner>;
 pub enum Access {
     /// Browser ingest: no token; CORS, the origin check and the rate limit.
     Public,
-    /// Health, readiness, metrics and the dashboard page: no token.
+    /// Health, readiness, metrics, the dashboard page and the browser SDK:
+    /// no token.
     Open,
     /// An admin token.
     Admin,
@@ -190,6 +192,7 @@ fn routes() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
         r("/readyz", "GET", Open, get(readyz)),
         r("/metrics", "GET", Open, get(metrics)),
         r("/", "GET", Open, get(dashboard)),
+        r("/sdk/eventflow.js", "GET", Open, get(assets::sdk)),
     ]
 }
 
@@ -324,6 +327,8 @@ fn cors(settings: &Settings) -> CorsLayer {
             header::CONTENT_TYPE,
             HeaderName::from_static(ingest::INGEST_KEY_HEADER),
         ])
+        // So that a page's script (the SDK) can honour a 429's or 503's wait.
+        .expose_headers([header::RETRY_AFTER])
         .max_age(std::time::Duration::from_secs(3600))
 }
 

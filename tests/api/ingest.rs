@@ -369,6 +369,75 @@ async fn browser_endpoints_refuse_foreign_origins_when_origins_are_set() {
 }
 
 #[tokio::test]
+async fn the_leave_endpoint_takes_what_send_beacon_sends() {
+    // navigator.sendBeacon posts a string as text/plain;charset=UTF-8, a
+    // Blob with its own type, from the page's origin, with no header of the
+    // page's choosing.
+    let app =
+        spawn_app_with(json!({"http": {"allowed_origins": ["https://app.example.com"]}})).await;
+    for (viewer, content_type) in [
+        ("u-text", "text/plain;charset=UTF-8"),
+        ("u-json", "application/json"),
+    ] {
+        let r = app
+            .client
+            .post(format!("{}/api/webinars/w-1/presence/leave", app.base))
+            .header("origin", "https://app.example.com")
+            .header("content-type", content_type)
+            .body(format!(r#"{{"viewer_id":"{viewer}"}}"#))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202, "{content_type}");
+    }
+    let log = std::fs::read_dir(app.dir.path().join("log"))
+        .unwrap()
+        .map(|f| std::fs::read_to_string(f.unwrap().path()).unwrap())
+        .collect::<String>();
+    for viewer in ["u-text", "u-json"] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains(r#""action":"leave""#) && l.contains(viewer)),
+            "{viewer}: {log}"
+        );
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn browsers_of_allowed_origins_may_read_retry_after() {
+    // Without Access-Control-Expose-Headers a page's script sees no
+    // Retry-After, and the SDK could not honour it.
+    let app = spawn_app_with(json!({"http": {
+        "allowed_origins": ["https://app.example.com"], "rate_limit_per_sec": 1
+    }}))
+    .await;
+    let send = || {
+        app.client
+            .post(format!("{}/api/webinars/w/presence/ping", app.base))
+            .header("origin", "https://app.example.com")
+            .body(r#"{"viewer_id":"u"}"#)
+            .send()
+    };
+    assert_eq!(send().await.unwrap().status(), 202);
+    let limited = send().await.unwrap();
+    assert_eq!(limited.status(), 429);
+    let header = |name| limited.headers().get(name).map(|v| v.to_str().unwrap());
+    assert!(header("retry-after").is_some());
+    assert_eq!(
+        header("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
+    assert!(
+        header("access-control-expose-headers")
+            .is_some_and(|h| h.to_ascii_lowercase().contains("retry-after")),
+        "{:?}",
+        limited.headers()
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn forwarded_addresses_count_only_behind_trusted_proxies() {
     let send = |app: &TestApp, forwarded: &'static str| {
         app.client

@@ -1,5 +1,6 @@
 //! Integration tests of the service, each through [`helpers::spawn_app`].
 
+mod assets;
 mod authz;
 mod bounds;
 mod cache;
