@@ -1554,6 +1554,30 @@ impl CampaignView {
         out
     }
 
+    /// The webinars of [`CampaignView::webinars`], each with its
+    /// registrations: counted conversions in the range naming it.
+    pub fn webinar_registrations(&self, client_id: &str, range: DateRange) -> Vec<(String, u64)> {
+        let mut out: Vec<(String, u64)> = self
+            .webinars(client_id, range)
+            .into_iter()
+            .map(|w| (w, 0))
+            .collect();
+        let state = self.read();
+        let Some(client) = state.clients.get(client_id) else {
+            return out;
+        };
+        for c in client.conversions.iter().filter(|c| range.contains(c.day)) {
+            if c.webinar == NONE {
+                continue;
+            }
+            let name = client.names.name(c.webinar);
+            if let Ok(i) = out.binary_search_by(|(w, _)| w.as_str().cmp(name)) {
+                out[i].1 += 1;
+            }
+        }
+        out
+    }
+
     /// Whether the client named webinar `webinar_id` on a visit or a
     /// counted conversion (a client token may read that webinar).
     pub fn client_names_webinar(&self, client_id: &str, webinar_id: &str) -> bool {

@@ -171,6 +171,12 @@ fn routes() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
             get(campaigns::campaign),
         ),
         r(
+            "/api/clients/{client_id}/webinars",
+            "GET",
+            Client,
+            get(campaigns::webinars),
+        ),
+        r(
             "/api/clients/{client_id}/pageviews",
             "GET",
             Client,
