@@ -138,6 +138,22 @@ pub async fn link(
         })
 }
 
+/// `GET /api/clients/{client_id}/campaigns/links?from=&to=`: every link
+/// with a link visit or an attributed conversion in the range.
+pub async fn links(
+    State(s): State<AppState>,
+    Auth(claims): Auth,
+    Path(client_id): Path<String>,
+    Query(p): Query<Params>,
+) -> Result<Json<Value>, ApiError> {
+    authorize_client(&claims, &client_id)?;
+    let range = range_of(&s, &p)?;
+    let mut body = s.campaigns.links_stats(&client_id, range);
+    body["client_id"] = json!(client_id);
+    body["period"] = json!({"from": range.from.to_string(), "to": range.to.to_string()});
+    Ok(Json(body))
+}
+
 /// `GET /api/clients/{client_id}/campaigns/{campaign_id}/stats?from=&to=&interval=1d`
 pub async fn campaign(
     State(s): State<AppState>,

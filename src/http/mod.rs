@@ -171,6 +171,12 @@ fn routes() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
             get(campaigns::campaign),
         ),
         r(
+            "/api/clients/{client_id}/campaigns/links",
+            "GET",
+            Client,
+            get(campaigns::links),
+        ),
+        r(
             "/api/clients/{client_id}/webinars",
             "GET",
             Client,

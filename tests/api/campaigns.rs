@@ -182,6 +182,24 @@ async fn campaign_reads_answer_from_the_rules() {
         json!({"total":1,"visits":1,"conversions":1,"cvr":100.0})
     );
     assert_eq!(v["webinars"]["live_viewers"], 1);
+    // Every link of the client: l1 with s1's link visits and e1 attributed
+    // to it.
+    let (status, v) = app
+        .get(&format!("/api/clients/c1/campaigns/links?{RANGE}"))
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let (_, one) = app
+        .get(&format!("/api/clients/c1/campaigns/links/l1/stats?{RANGE}"))
+        .await;
+    assert_eq!(
+        v["links"],
+        json!([one]),
+        "the same numbers as the link's own"
+    );
+    let (_, v) = app
+        .get(&format!("/api/clients/c2/campaigns/links?{RANGE}"))
+        .await;
+    assert_eq!(v["links"], json!([]));
     // The client's webinars one by one: w-1 named by s1's visit and e1,
     // peaking at 2 (u-1 and u-2 at 12:30), both still live at its clock
     // (ticks lag a year behind).
@@ -221,6 +239,7 @@ async fn client_tokens_read_their_own_client_and_its_webinars_only() {
         "/api/clients/{c}/pageviews",
         "/api/clients/{c}/statistics/overview",
         "/api/clients/{c}/webinars",
+        "/api/clients/{c}/campaigns/links",
     ] {
         let own = path.replace("{c}", "c1");
         let other = path.replace("{c}", "c2");
