@@ -12,8 +12,12 @@ use std::fmt;
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 mod scan;
+pub mod schema;
+
+pub use schema::{EventId, Identifier, IpAddress, PageQuery, Timestamp, UtmText};
 
 /// Largest accepted event, in bytes of JSON.
 pub const MAX_EVENT_BYTES: usize = 16 * 1024;
@@ -81,19 +85,26 @@ impl EventType {
     }
 }
 
-/// A viewer's heartbeat or leave beacon.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A viewer's heartbeat or leave beacon. A viewer is live from a ping
+/// until `presence.ttl_ms` after the last one, or until a leave.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Presence<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<EventId>)]
     pub id: Option<Cow<'a, str>>,
+    #[schema(value_type = Identifier)]
     pub webinar_id: Cow<'a, str>,
+    /// Viewers are counted by this id: several tabs sending one id are one
+    /// viewer.
+    #[schema(value_type = Identifier)]
     pub viewer_id: Cow<'a, str>,
     pub action: PresenceAction,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Timestamp>)]
     pub ts: Option<i64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PresenceAction {
     Ping,
@@ -101,20 +112,24 @@ pub enum PresenceAction {
 }
 
 /// Webinar engagement: a chat message, a question, a poll answer, ...
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Activity<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<EventId>)]
     pub id: Option<Cow<'a, str>>,
+    #[schema(value_type = Identifier)]
     pub webinar_id: Cow<'a, str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Identifier>)]
     pub viewer_id: Option<Cow<'a, str>>,
     pub kind: ActivityKind,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Timestamp>)]
     pub ts: Option<i64>,
 }
 
 /// The kinds of webinar engagement, in the order of [`ActivityKind::ALL`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ActivityKind {
     Chat,
@@ -160,17 +175,22 @@ impl ActivityKind {
 }
 
 /// UTM parameters, trimmed; empty values are absent.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Utm<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<UtmText>)]
     pub source: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<UtmText>)]
     pub medium: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<UtmText>)]
     pub campaign: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<UtmText>)]
     pub term: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<UtmText>)]
     pub content: Option<Cow<'a, str>>,
 }
 
@@ -185,84 +205,133 @@ impl Utm<'_> {
 }
 
 /// A view of a campaign or webinar page.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Visit<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<EventId>)]
     pub id: Option<Cow<'a, str>>,
+    #[schema(value_type = Identifier)]
     pub client_id: Cow<'a, str>,
+    #[schema(value_type = Identifier)]
     pub campaign_id: Cow<'a, str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// The webinar the page is about, if any (a client token then reads it).
+    #[schema(value_type = Option<Identifier>)]
     pub webinar_id: Option<Cow<'a, str>>,
+    /// The browser session: visits are counted as distinct sessions, and a
+    /// session's visits attribute its later conversions.
+    #[schema(value_type = Identifier)]
     pub session_id: Cow<'a, str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// The tracked link the visitor came through, if any.
+    #[schema(value_type = Option<Identifier>)]
     pub link_id: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Utm::is_empty")]
+    #[schema(value_type = Option<Utm>)]
     pub utm: Utm<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// A click id of the ad network, kept as text.
+    #[schema(value_type = Option<UtmText>)]
     pub cid: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub path: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub referrer: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// A user agent naming a known crawler makes this a bot visit, counted
+    /// apart and nowhere else.
+    #[schema(value_type = Option<String>)]
     pub user_agent: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<IpAddress>)]
     pub ip: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Timestamp>)]
     pub ts: Option<i64>,
 }
 
 /// A registration or survey submission.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Conversion<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<EventId>)]
     pub id: Option<Cow<'a, str>>,
+    #[schema(value_type = Identifier)]
     pub client_id: Cow<'a, str>,
+    #[schema(value_type = Identifier)]
     pub campaign_id: Cow<'a, str>,
+    /// The registration or submission: the first conversion of a client's
+    /// `entry_id` counts, later ones count nowhere.
+    #[schema(value_type = Identifier)]
     pub entry_id: Cow<'a, str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// The browser session, whose visits attribute the conversion.
+    #[schema(value_type = Option<Identifier>)]
     pub session_id: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Identifier>)]
     pub link_id: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Utm::is_empty")]
+    #[schema(value_type = Option<Utm>)]
     pub utm: Utm<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<UtmText>)]
     pub cid: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Identifier>)]
     pub viewer_id: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// The webinar registered for, if any.
+    #[schema(value_type = Option<Identifier>)]
     pub webinar_id: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Timestamp>)]
     pub ts: Option<i64>,
 }
 
 /// A page request logged by the web app's middleware.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Pageview<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<EventId>)]
     pub id: Option<Cow<'a, str>>,
+    #[schema(value_type = String, min_length = 1)]
     pub path: Cow<'a, str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub method: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<PageQuery>)]
     pub query: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub referrer: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub user_agent: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<IpAddress>)]
     pub ip: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Identifier>)]
     pub session_id: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Identifier>)]
     pub client_id: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Identifier>)]
     pub campaign_id: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Identifier>)]
     pub webinar_id: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// The HTTP status the page was answered with.
+    #[schema(maximum = 65535)]
     pub status: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Timestamp>)]
     pub ts: Option<i64>,
 }
 
