@@ -12,6 +12,8 @@
 //!   - [`engine::bucket`] — the emitted statistics and their replay format.
 //!   - [`engine::campaign`] — visits, conversions, page views and
 //!     attribution per client, and the campaign answers of DESIGN §6.
+//!   - [`engine::report`] — the campaign answers' types, which the API
+//!     description is derived from.
 //! - [`replay`] — `eventflow replay`: a log file in, final buckets out, in
 //!   bounded memory.
 //! - [`restore`] — `eventflow restore`: logs (ours, or the web app's

@@ -75,12 +75,15 @@ fn date_range(r: Range) -> DateRange {
 /// The engine's answer to `q`.
 fn ask(e: &Engine, q: &Query) -> Option<Value> {
     let view = e.campaigns();
+    fn json<T: serde::Serialize>(answer: T) -> Value {
+        serde_json::to_value(answer).expect("answers serialize")
+    }
     match *q {
-        Query::Summary(c, r) => Some(view.summary(c, date_range(r))),
-        Query::LinkStats(c, l, r) => view.link_stats(c, l, date_range(r)),
-        Query::CampaignStats(c, k, r) => view.campaign_stats(c, k, date_range(r)),
-        Query::Pageviews(c, r, n) => Some(view.pageviews(c, date_range(r), n)),
-        Query::Overview(c, r) => Some(view.overview(c, date_range(r))),
+        Query::Summary(c, r) => Some(json(view.summary(c, date_range(r)))),
+        Query::LinkStats(c, l, r) => view.link_stats(c, l, date_range(r)).map(json),
+        Query::CampaignStats(c, k, r) => view.campaign_stats(c, k, date_range(r)).map(json),
+        Query::Pageviews(c, r, n) => Some(json(view.pageviews(c, date_range(r), n))),
+        Query::Overview(c, r) => Some(json(view.overview(c, date_range(r)))),
     }
 }
 

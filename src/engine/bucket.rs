@@ -5,7 +5,9 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
 
 use crate::event::ActivityKind;
 
@@ -132,30 +134,97 @@ fn write_json_str(out: &mut String, s: &str) {
     out.push_str(&serde_json::to_string(s).expect("strings serialize"));
 }
 
-/// A bucket in the fields of the replay output.
-pub fn bucket_json(webinar_id: &str, s: &PresenceStats) -> Value {
-    json!({
-        "webinar_id": webinar_id,
-        "bucket_start": s.bucket_start,
-        "bucket_end": s.bucket_end,
-        "min_concurrent": s.min_concurrent,
-        "max_concurrent": s.max_concurrent,
-        "avg_concurrent": s.avg_concurrent(),
-        "unique_viewers": s.unique_viewers,
-        "pings": s.pings,
-        "joins": s.joins,
-        "leaves": s.leaves,
-        "expiries": s.expiries,
-    })
+/// A presence bucket as the read APIs and WebSockets send it: the fields
+/// of the replay output (DESIGN §6).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Bucket {
+    #[schema(value_type = crate::event::Identifier)]
+    pub webinar_id: String,
+    /// Start of the bucket, in epoch milliseconds (inclusive).
+    pub bucket_start: i64,
+    /// End of the bucket, in epoch milliseconds (exclusive).
+    pub bucket_end: i64,
+    /// The fewest viewers live at once.
+    pub min_concurrent: u32,
+    /// The most viewers live at once.
+    pub max_concurrent: u32,
+    /// The time-weighted mean of viewers live, to three decimals.
+    pub avg_concurrent: f64,
+    /// Distinct viewers live at some moment of the bucket.
+    pub unique_viewers: u32,
+    pub pings: u32,
+    /// Viewers who went live (a first ping, or one after a leave or expiry).
+    pub joins: u32,
+    /// Viewers who left with a leave beacon.
+    pub leaves: u32,
+    /// Viewers whose liveness ran out without a leave.
+    pub expiries: u32,
 }
 
-/// The open bucket so far: its `avg_concurrent` is the mean over the part
-/// of the bucket elapsed at the webinar's clock.
+impl Bucket {
+    pub fn new(webinar_id: &str, s: &PresenceStats) -> Bucket {
+        Bucket {
+            webinar_id: webinar_id.to_owned(),
+            bucket_start: s.bucket_start,
+            bucket_end: s.bucket_end,
+            min_concurrent: s.min_concurrent,
+            max_concurrent: s.max_concurrent,
+            avg_concurrent: s.avg_concurrent(),
+            unique_viewers: s.unique_viewers,
+            pings: s.pings,
+            joins: s.joins,
+            leaves: s.leaves,
+            expiries: s.expiries,
+        }
+    }
+
+    /// The open bucket so far: its `avg_concurrent` is the mean over the
+    /// part of the bucket elapsed at the webinar's clock.
+    pub fn open(webinar_id: &str, s: &PresenceStats, clock: i64) -> Bucket {
+        let elapsed = (clock - s.bucket_start).clamp(1, s.bucket_end - s.bucket_start);
+        Bucket {
+            avg_concurrent: avg_milli(s.live_ms, elapsed) as f64 / 1000.0,
+            ..Bucket::new(webinar_id, s)
+        }
+    }
+}
+
+/// A bucket in the fields of the replay output.
+pub fn bucket_json(webinar_id: &str, s: &PresenceStats) -> Value {
+    serde_json::to_value(Bucket::new(webinar_id, s)).expect("buckets serialize")
+}
+
+/// The open bucket so far (see [`Bucket::open`]).
 pub fn open_bucket_json(webinar_id: &str, s: &PresenceStats, clock: i64) -> Value {
-    let mut v = bucket_json(webinar_id, s);
-    let elapsed = (clock - s.bucket_start).clamp(1, s.bucket_end - s.bucket_start);
-    v["avg_concurrent"] = json!(avg_milli(s.live_ms, elapsed) as f64 / 1000.0);
-    v
+    serde_json::to_value(Bucket::open(webinar_id, s, clock)).expect("buckets serialize")
+}
+
+/// Activity counts by kind (in the order of [`ActivityKind::ALL`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, ToSchema)]
+pub struct ByKind {
+    pub chat: u64,
+    pub question: u64,
+    pub poll: u64,
+    pub download: u64,
+    pub form: u64,
+    pub giveaway: u64,
+    pub cta: u64,
+}
+
+impl ByKind {
+    /// Counts in the order of [`ActivityKind::ALL`].
+    pub fn new(counts: [u64; ActivityKind::ALL.len()]) -> ByKind {
+        let [chat, question, poll, download, form, giveaway, cta] = counts;
+        ByKind {
+            chat,
+            question,
+            poll,
+            download,
+            form,
+            giveaway,
+            cta,
+        }
+    }
 }
 
 #[cfg(test)]

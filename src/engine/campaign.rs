@@ -34,9 +34,13 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use roaring::RoaringBitmap;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
 use super::presence::DayMark;
+use super::report::{
+    Attribution, ByCampaign, ByCombination, ByMedium, BySource, CampaignDay, CampaignNumbers,
+    CampaignStats, LinkStats, Overview, OverviewCampaigns, OverviewLinks, OverviewWebinars,
+    Pageviews, PathViews, Period, Quality, Summary,
+};
 use crate::event::{Conversion, Pageview, Utm, Visit};
 
 const DAY_MS: i64 = 86_400_000;
@@ -87,6 +91,14 @@ pub struct DateRange {
 impl DateRange {
     fn contains(&self, d: Date) -> bool {
         self.from <= d && d <= self.to
+    }
+
+    /// The range as an answer names it.
+    pub fn period(&self) -> Period {
+        Period {
+            from: date(self.from),
+            to: date(self.to),
+        }
     }
 }
 
@@ -1192,13 +1204,13 @@ impl Campaigns {
 #[derive(Clone)]
 pub struct CampaignView(pub(crate) Arc<RwLock<Campaigns>>);
 
-fn pct(n: u64, d: u64) -> Value {
+fn pct(n: u64, d: u64) -> Option<f64> {
     if d == 0 {
-        return Value::Null;
+        return None;
     }
     // Tenths of a percent, rounded half up, in integers: exact.
     let tenths = (u128::from(n) * 1000 + u128::from(d) / 2) / u128::from(d);
-    json!(tenths as f64 / 10.0)
+    Some(tenths as f64 / 10.0)
 }
 
 fn date(d: Date) -> String {
@@ -1219,7 +1231,7 @@ impl CampaignView {
 
     /// Conversions by source, medium, campaign and their combination, and
     /// by how they were attributed (DESIGN §6).
-    pub fn summary(&self, client_id: &str, range: DateRange) -> Value {
+    pub fn summary(&self, client_id: &str, range: DateRange) -> Summary {
         let state = self.read();
         let mut total = 0u64;
         let mut how = [0u64; 4];
@@ -1249,34 +1261,51 @@ impl CampaignView {
                 *combos.entry((s, m, c)).or_default() += n;
             }
         }
-        let list = |key: &str, counts: HashMap<String, u64>| -> Vec<Value> {
-            ranked(counts)
+        fn list<T>(counts: HashMap<String, u64>, row: impl Fn(String, u64) -> T) -> Vec<T> {
+            ranked(counts).into_iter().map(|(k, n)| row(k, n)).collect()
+        }
+        Summary {
+            from: date(range.from),
+            to: date(range.to),
+            total_conversions: total,
+            by_source: list(sources, |source, conversions| BySource {
+                source,
+                conversions,
+            }),
+            by_medium: list(mediums, |medium, conversions| ByMedium {
+                medium,
+                conversions,
+            }),
+            by_campaign: list(campaigns, |campaign, conversions| ByCampaign {
+                campaign,
+                conversions,
+            }),
+            by_combination: ranked(combos)
                 .into_iter()
-                .map(|(k, n)| json!({ key: k, "conversions": n }))
-                .collect()
-        };
-        json!({
-            "from": date(range.from),
-            "to": date(range.to),
-            "total_conversions": total,
-            "by_source": list("source", sources),
-            "by_medium": list("medium", mediums),
-            "by_campaign": list("campaign", campaigns),
-            "by_combination": ranked(combos).into_iter().map(|((s, m, c), n)| json!({
-                "source": s, "medium": m, "campaign": c, "conversions": n
-            })).collect::<Vec<_>>(),
-            "attribution": {
-                "own": how[Source::Own as usize],
-                "session": how[Source::Session as usize],
-                "link": how[Source::Link as usize],
-                "none": how[Source::None as usize],
+                .map(|((source, medium, campaign), conversions)| ByCombination {
+                    source,
+                    medium,
+                    campaign,
+                    conversions,
+                })
+                .collect(),
+            attribution: Attribution {
+                own: how[Source::Own as usize],
+                session: how[Source::Session as usize],
+                link: how[Source::Link as usize],
+                none: how[Source::None as usize],
             },
-        })
+        }
     }
 
     /// Visits, conversions and CVR of a link (rule 7); `None` if the client
     /// never used it.
-    pub fn link_stats(&self, client_id: &str, link_id: &str, range: DateRange) -> Option<Value> {
+    pub fn link_stats(
+        &self,
+        client_id: &str,
+        link_id: &str,
+        range: DateRange,
+    ) -> Option<LinkStats> {
         let state = self.read();
         let client = state.clients.get(client_id)?;
         let l = client.names.get(link_id)?;
@@ -1287,21 +1316,21 @@ impl CampaignView {
             .iter()
             .filter(|c| c.link == l && range.contains(c.day))
             .count() as u64;
-        Some(json!({
-            "link_id": link_id,
-            "visits": visits,
-            "conversions": conversions,
-            "cvr": pct(conversions, visits),
-        }))
+        Some(LinkStats {
+            link_id: link_id.to_owned(),
+            visits,
+            conversions,
+            cvr: pct(conversions, visits),
+        })
     }
 
     /// Every link with a link visit or an attributed conversion in the
     /// range (the overview's `links.total`), with its numbers as in
     /// [`CampaignView::link_stats`]; most visits first.
-    pub fn links_stats(&self, client_id: &str, range: DateRange) -> Value {
+    pub fn links_stats(&self, client_id: &str, range: DateRange) -> Vec<LinkStats> {
         let state = self.read();
         let Some(client) = state.clients.get(client_id) else {
-            return json!({"links": []});
+            return Vec::new();
         };
         let mut conversions: HashMap<u32, u64> = HashMap::new();
         for c in client.conversions.iter() {
@@ -1320,18 +1349,14 @@ impl CampaignView {
             })
             .collect();
         rows.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.2.cmp(b.2)));
-        let links: Vec<Value> = rows
-            .into_iter()
-            .map(|(visits, conversions, link_id)| {
-                json!({
-                    "link_id": link_id,
-                    "visits": visits,
-                    "conversions": conversions,
-                    "cvr": pct(conversions, visits),
-                })
+        rows.into_iter()
+            .map(|(visits, conversions, link_id)| LinkStats {
+                link_id: link_id.to_owned(),
+                visits,
+                conversions,
+                cvr: pct(conversions, visits),
             })
-            .collect();
-        json!({ "links": links })
+            .collect()
     }
 
     /// One campaign per day and over the range; `None` if the client never
@@ -1341,7 +1366,7 @@ impl CampaignView {
         client_id: &str,
         campaign_id: &str,
         range: DateRange,
-    ) -> Option<Value> {
+    ) -> Option<CampaignStats> {
         let state = self.read();
         let client = state.clients.get(client_id)?;
         let c = client.names.get(campaign_id)?;
@@ -1379,39 +1404,34 @@ impl CampaignView {
             .range(range.from..=range.to)
             .map(|(_, c)| c.pageviews)
             .sum();
-        let list: Vec<Value> = per_day
+        let numbers = |visits, conversions, bot_visits, pageviews| CampaignNumbers {
+            visits,
+            conversions,
+            cvr: pct(conversions, visits),
+            bot_visits,
+            pageviews,
+        };
+        let days = per_day
             .into_iter()
             .filter(|(_, d)| d.visits + d.conversions + d.bot_visits + d.pageviews > 0)
-            .map(|(day, d)| {
-                json!({
-                    "date": date(day),
-                    "visits": d.visits,
-                    "conversions": d.conversions,
-                    "cvr": pct(d.conversions, d.visits),
-                    "bot_visits": d.bot_visits,
-                    "pageviews": d.pageviews,
-                })
+            .map(|(day, d)| CampaignDay {
+                date: date(day),
+                numbers: numbers(d.visits, d.conversions, d.bot_visits, d.pageviews),
             })
             .collect();
-        Some(json!({
-            "client_id": client_id,
-            "campaign_id": campaign_id,
-            "from": date(range.from),
-            "to": date(range.to),
-            "interval": "1d",
-            "days": list,
-            "total": {
-                "visits": visits,
-                "conversions": conversions,
-                "cvr": pct(conversions, visits),
-                "bot_visits": bot_visits,
-                "pageviews": pageviews,
-            },
-        }))
+        Some(CampaignStats {
+            client_id: client_id.to_owned(),
+            campaign_id: campaign_id.to_owned(),
+            from: date(range.from),
+            to: date(range.to),
+            interval: "1d".to_owned(),
+            days,
+            total: numbers(visits, conversions, bot_visits, pageviews),
+        })
     }
 
     /// The most viewed paths of a client.
-    pub fn pageviews(&self, client_id: &str, range: DateRange, limit: usize) -> Value {
+    pub fn pageviews(&self, client_id: &str, range: DateRange, limit: usize) -> Pageviews {
         let state = self.read();
         let mut total = 0u64;
         let mut paths: Vec<(String, u64)> = Vec::new();
@@ -1431,17 +1451,20 @@ impl CampaignView {
             );
             paths.truncate(limit);
         }
-        json!({
-            "from": date(range.from),
-            "to": date(range.to),
-            "total": total,
-            "paths": paths.into_iter().map(|(p, n)| json!({"path": p, "pageviews": n})).collect::<Vec<_>>(),
-        })
+        Pageviews {
+            from: date(range.from),
+            to: date(range.to),
+            total,
+            paths: paths
+                .into_iter()
+                .map(|(path, pageviews)| PathViews { path, pageviews })
+                .collect(),
+        }
     }
 
     /// The client's overview (DESIGN §6, rules 8 and 9). `peak_concurrent`
     /// comes from the presence buckets: 0 here, filled in by the caller.
-    pub fn overview(&self, client_id: &str, range: DateRange) -> Value {
+    pub fn overview(&self, client_id: &str, range: DateRange) -> Overview {
         let state = self.read();
         let empty = Client::default();
         let client = state.clients.get(client_id).unwrap_or(&empty);
@@ -1497,33 +1520,33 @@ impl CampaignView {
             }
         }
         let live_viewers = viewers.len();
-        json!({
-            "period": {"from": date(range.from), "to": date(range.to)},
-            "campaigns": {
-                "total": campaigns.len(),
-                "visits": visits,
-                "conversions": conversions,
-                "cvr": pct(conversions, visits),
+        Overview {
+            period: range.period(),
+            campaigns: OverviewCampaigns {
+                total: campaigns.len() as u64,
+                visits,
+                conversions,
+                cvr: pct(conversions, visits),
             },
-            "webinars": {
-                "total": webinars.len(),
-                "registrations": registrations,
-                "live_viewers": live_viewers,
-                "peak_concurrent": 0,
+            webinars: OverviewWebinars {
+                total: webinars.len() as u64,
+                registrations,
+                live_viewers,
+                peak_concurrent: 0,
             },
-            "links": {
-                "total": links.len(),
-                "active": active,
-                "total_visits": union_in(&client.link_visits, range).len(),
-                "total_conversions": with_link,
+            links: OverviewLinks {
+                total: links.len() as u64,
+                active,
+                total_visits: union_in(&client.link_visits, range).len(),
+                total_conversions: with_link,
             },
-            "quality": {
-                "utm_tracking_rate": pct(tracked, conversions),
-                "utm_tracking_rate_before_attribution": pct(own, conversions),
-                "visit_link_rate": pct(linked_visit, conversions),
-                "visit_coverage": pct(covered, pageviews),
+            quality: Quality {
+                utm_tracking_rate: pct(tracked, conversions),
+                utm_tracking_rate_before_attribution: pct(own, conversions),
+                visit_link_rate: pct(linked_visit, conversions),
+                visit_coverage: pct(covered, pageviews),
             },
-        })
+        }
     }
 
     /// Every campaign's counters (visits, conversions, bot visits, page
@@ -1685,12 +1708,12 @@ mod tests {
 
     #[test]
     fn percentages_round_half_up_to_one_decimal() {
-        assert_eq!(pct(1, 3), json!(33.3));
-        assert_eq!(pct(2, 3), json!(66.7));
-        assert_eq!(pct(1, 16), json!(6.3));
-        assert_eq!(pct(5, 4), json!(125.0));
-        assert_eq!(pct(0, 4), json!(0.0));
-        assert_eq!(pct(1, 0), Value::Null);
+        assert_eq!(pct(1, 3), Some(33.3));
+        assert_eq!(pct(2, 3), Some(66.7));
+        assert_eq!(pct(1, 16), Some(6.3));
+        assert_eq!(pct(5, 4), Some(125.0));
+        assert_eq!(pct(0, 4), Some(0.0));
+        assert_eq!(pct(1, 0), None);
     }
 
     #[test]

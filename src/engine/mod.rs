@@ -10,6 +10,7 @@
 pub mod bucket;
 pub mod campaign;
 pub mod presence;
+pub mod report;
 
 use std::sync::{Arc, RwLock};
 

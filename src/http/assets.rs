@@ -21,6 +21,18 @@ static SDK_ETAG: LazyLock<HeaderValue> = LazyLock::new(|| {
 
 /// `GET /sdk/eventflow.js`: the SDK, or `304` when the browser's copy (its
 /// `If-None-Match`) is current.
+#[utoipa::path(
+    get,
+    path = "/sdk/eventflow.js",
+    tag = "pages",
+    summary = "The browser SDK",
+    description = "`sdk/eventflow.js`, with an entity tag and a 5-minute cache.",
+    params(("If-None-Match" = Option<String>, Header, description = "An entity tag of a copy.")),
+    responses(
+        (status = 200, description = "The script.", content_type = "text/javascript", body = String),
+        (status = 304, description = "The copy named by `If-None-Match` is current."),
+    ),
+)]
 pub async fn sdk(headers: HeaderMap) -> Response {
     let etag = SDK_ETAG.clone();
     let cache = [

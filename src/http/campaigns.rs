@@ -10,14 +10,17 @@ use axum::extract::{Path, Query, State};
 use jiff::Timestamp;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::query::parse_bound;
-use super::{ApiError, AppState, Auth};
+use super::{ApiError, AppState, Auth, ErrorBody};
 use crate::auth::{AuthError, Claims};
 use crate::engine::campaign::DateRange;
-use crate::event::check_identifier;
+use crate::engine::report::{
+    CampaignStats, LinkStats, Links, Overview, Pageviews, Period, Summary,
+};
+use crate::event::{Identifier, check_identifier};
 
 /// Days in the default range: the last 30 local days, today included.
 const DEFAULT_DAYS: i64 = 30;
@@ -25,11 +28,23 @@ const DEFAULT_DAYS: i64 = 30;
 const DEFAULT_PATHS: usize = 20;
 const MAX_PATHS: usize = 1000;
 
-#[derive(Debug, Deserialize)]
+/// The range of a campaign read: inclusive local dates (`stats.timezone`).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Params {
+    /// First day: a date (`2026-01-01`), or an RFC 3339 instant or epoch
+    /// milliseconds, whose local date is taken; from 1970 to year 9999.
+    /// Default: 29 days before `to`.
+    #[param(example = "2026-01-01")]
     from: Option<String>,
+    /// Last day (inclusive), in the same forms. Default: today.
+    #[param(example = "2026-01-31")]
     to: Option<String>,
+    /// Campaign statistics only: `1d`, the one interval they come in.
+    #[param(ignore)]
     interval: Option<String>,
+    /// Page views only: how many paths, 1 to 1000 (default 20).
+    #[param(ignore)]
     limit: Option<String>,
 }
 
@@ -40,6 +55,14 @@ fn authorize_client(claims: &Claims, client_id: &str) -> Result<(), ApiError> {
     } else {
         Err(AuthError::Forbidden.into())
     }
+}
+
+/// The one interval campaign statistics come in.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Only its schema is used: `interval` is read as text, to name a bad one.
+pub enum CampaignInterval {
+    #[schema(rename = "1d")]
+    Day,
 }
 
 /// The first local date a range may name (bounds lie within 1970..=9999).
@@ -107,24 +130,55 @@ fn range_of(s: &AppState, p: &Params) -> Result<DateRange, ApiError> {
 }
 
 /// `GET /api/clients/{client_id}/campaigns/summary?from=&to=`
+#[utoipa::path(
+    get,
+    path = "/api/clients/{client_id}/campaigns/summary",
+    tag = "campaigns",
+    summary = "Conversions by UTM and by attribution",
+    params(("client_id" = Identifier, Path, description = "The client.", example = "c-1"), Params),
+    responses(
+        (status = 200, description = "The summary.", body = Summary),
+        (status = 400, description = "A bad identifier, `from` or `to` (the error says \
+            why).", body = ErrorBody),
+    ),
+)]
 pub async fn summary(
     State(s): State<AppState>,
     Auth(claims): Auth,
     Path(client_id): Path<String>,
     Query(p): Query<Params>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Summary>, ApiError> {
     authorize_client(&claims, &client_id)?;
     let range = range_of(&s, &p)?;
     Ok(Json(s.campaigns.summary(&client_id, range)))
 }
 
 /// `GET /api/clients/{client_id}/campaigns/links/{link_id}/stats?from=&to=`
+#[utoipa::path(
+    get,
+    path = "/api/clients/{client_id}/campaigns/links/{link_id}/stats",
+    tag = "campaigns",
+    summary = "A link's visits, conversions and conversion rate",
+    description = "A link the client has used, asked about a range without data, answers \
+        with zeros.",
+    params(
+        ("client_id" = Identifier, Path, description = "The client.", example = "c-1"),
+        ("link_id" = Identifier, Path, description = "The link.", example = "l-3"),
+        Params,
+    ),
+    responses(
+        (status = 200, description = "The link's numbers.", body = LinkStats),
+        (status = 400, description = "A bad identifier, `from` or `to` (the error says \
+            why).", body = ErrorBody),
+        (status = 404, description = "The client never used this link.", body = ErrorBody),
+    ),
+)]
 pub async fn link(
     State(s): State<AppState>,
     Auth(claims): Auth,
     Path((client_id, link_id)): Path<(String, String)>,
     Query(p): Query<Params>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<LinkStats>, ApiError> {
     authorize_client(&claims, &client_id)?;
     check_identifier("link_id", &link_id)?;
     let range = range_of(&s, &p)?;
@@ -140,27 +194,60 @@ pub async fn link(
 
 /// `GET /api/clients/{client_id}/campaigns/links?from=&to=`: every link
 /// with a link visit or an attributed conversion in the range.
+#[utoipa::path(
+    get,
+    path = "/api/clients/{client_id}/campaigns/links",
+    tag = "campaigns",
+    summary = "Every link with a visit or an attributed conversion",
+    params(("client_id" = Identifier, Path, description = "The client.", example = "c-1"), Params),
+    responses(
+        (status = 200, description = "The links, most visits first.", body = Links),
+        (status = 400, description = "A bad identifier, `from` or `to` (the error says \
+            why).", body = ErrorBody),
+    ),
+)]
 pub async fn links(
     State(s): State<AppState>,
     Auth(claims): Auth,
     Path(client_id): Path<String>,
     Query(p): Query<Params>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Links>, ApiError> {
     authorize_client(&claims, &client_id)?;
     let range = range_of(&s, &p)?;
-    let mut body = s.campaigns.links_stats(&client_id, range);
-    body["client_id"] = json!(client_id);
-    body["period"] = json!({"from": range.from.to_string(), "to": range.to.to_string()});
-    Ok(Json(body))
+    let links = s.campaigns.links_stats(&client_id, range);
+    Ok(Json(Links {
+        client_id,
+        period: range.period(),
+        links,
+    }))
 }
 
 /// `GET /api/clients/{client_id}/campaigns/{campaign_id}/stats?from=&to=&interval=1d`
+#[utoipa::path(
+    get,
+    path = "/api/clients/{client_id}/campaigns/{campaign_id}/stats",
+    tag = "campaigns",
+    summary = "A campaign per day and over the range",
+    params(
+        ("client_id" = Identifier, Path, description = "The client.", example = "c-1"),
+        ("campaign_id" = Identifier, Path, description = "The campaign.", example = "cmp-9"),
+        Params,
+        ("interval" = Option<CampaignInterval>, Query, description = "`1d`, the one \
+            interval campaign statistics come in."),
+    ),
+    responses(
+        (status = 200, description = "The campaign's numbers.", body = CampaignStats),
+        (status = 400, description = "A bad identifier, `from`, `to` or `interval` (the \
+            error says why).", body = ErrorBody),
+        (status = 404, description = "The client never named this campaign.", body = ErrorBody),
+    ),
+)]
 pub async fn campaign(
     State(s): State<AppState>,
     Auth(claims): Auth,
     Path((client_id, campaign_id)): Path<(String, String)>,
     Query(p): Query<Params>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CampaignStats>, ApiError> {
     authorize_client(&claims, &client_id)?;
     check_identifier("campaign_id", &campaign_id)?;
     if let Some(i) = p.interval.as_deref()
@@ -182,12 +269,29 @@ pub async fn campaign(
 }
 
 /// `GET /api/clients/{client_id}/pageviews?from=&to=&limit=`
+#[utoipa::path(
+    get,
+    path = "/api/clients/{client_id}/pageviews",
+    tag = "campaigns",
+    summary = "The most viewed paths",
+    params(
+        ("client_id" = Identifier, Path, description = "The client.", example = "c-1"),
+        Params,
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "How many \
+            paths (default 20)."),
+    ),
+    responses(
+        (status = 200, description = "The paths.", body = Pageviews),
+        (status = 400, description = "A bad identifier, `from`, `to` or `limit` (the error \
+            says why).", body = ErrorBody),
+    ),
+)]
 pub async fn pageviews(
     State(s): State<AppState>,
     Auth(claims): Auth,
     Path(client_id): Path<String>,
     Query(p): Query<Params>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Pageviews>, ApiError> {
     authorize_client(&claims, &client_id)?;
     let limit = match p.limit.as_deref() {
         None => DEFAULT_PATHS,
@@ -205,18 +309,30 @@ pub async fn pageviews(
 }
 
 /// `GET /api/clients/{client_id}/statistics/overview?from=&to=`
+#[utoipa::path(
+    get,
+    path = "/api/clients/{client_id}/statistics/overview",
+    tag = "campaigns",
+    summary = "The client's overview: campaigns, webinars, links and tracking quality",
+    params(("client_id" = Identifier, Path, description = "The client.", example = "c-1"), Params),
+    responses(
+        (status = 200, description = "The overview.", body = Overview),
+        (status = 400, description = "A bad identifier, `from` or `to` (the error says \
+            why).", body = ErrorBody),
+        (status = 503, description = "The store is unavailable.", body = ErrorBody),
+    ),
+)]
 pub async fn overview(
     State(s): State<AppState>,
     Auth(claims): Auth,
     Path(client_id): Path<String>,
     Query(p): Query<Params>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Overview>, ApiError> {
     authorize_client(&claims, &client_id)?;
     let range = range_of(&s, &p)?;
     let mut body = s.campaigns.overview(&client_id, range);
     let peaks = webinar_peaks(&s, &client_id, range).await?;
-    let peak = peaks.iter().map(|(_, _, peak)| *peak).max().unwrap_or(0);
-    body["webinars"]["peak_concurrent"] = json!(peak);
+    body.webinars.peak_concurrent = peaks.iter().map(|(_, _, peak)| *peak).max().unwrap_or(0);
     Ok(Json(body))
 }
 
@@ -224,32 +340,68 @@ pub async fn overview(
 /// on the client's visits and counted conversions in the range, each with
 /// its registrations in the range, its peak (the largest `max_concurrent`
 /// of its buckets starting in the range) and its viewers live now.
+#[utoipa::path(
+    get,
+    path = "/api/clients/{client_id}/webinars",
+    tag = "campaigns",
+    summary = "The client's webinars with registrations, peak and live viewers",
+    description = "The webinars named on the client's visits and counted conversions in the \
+        range.",
+    params(("client_id" = Identifier, Path, description = "The client.", example = "c-1"), Params),
+    responses(
+        (status = 200, description = "The webinars.", body = ClientWebinars),
+        (status = 400, description = "A bad identifier, `from` or `to` (the error says \
+            why).", body = ErrorBody),
+        (status = 503, description = "The store is unavailable.", body = ErrorBody),
+    ),
+)]
 pub async fn webinars(
     State(s): State<AppState>,
     Auth(claims): Auth,
     Path(client_id): Path<String>,
     Query(p): Query<Params>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ClientWebinars>, ApiError> {
     authorize_client(&claims, &client_id)?;
     let range = range_of(&s, &p)?;
-    let webinars: Vec<Value> = webinar_peaks(&s, &client_id, range)
+    let webinars = webinar_peaks(&s, &client_id, range)
         .await?
         .into_iter()
-        .map(|(webinar_id, registrations, peak)| {
-            let live = s.hub.state(&webinar_id).live;
-            json!({
-                "webinar_id": webinar_id,
-                "live": live,
-                "peak_concurrent": peak,
-                "registrations": registrations,
-            })
+        .map(|(webinar_id, registrations, peak)| ClientWebinar {
+            live: s.hub.state(&webinar_id).live,
+            webinar_id,
+            peak_concurrent: peak,
+            registrations,
         })
         .collect();
-    Ok(Json(json!({
-        "client_id": client_id,
-        "period": {"from": range.from.to_string(), "to": range.to.to_string()},
-        "webinars": webinars,
-    })))
+    Ok(Json(ClientWebinars {
+        client_id,
+        period: range.period(),
+        webinars,
+    }))
+}
+
+/// `GET /api/clients/{client_id}/webinars`
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClientWebinars {
+    #[schema(value_type = Identifier)]
+    pub client_id: String,
+    pub period: Period,
+    /// By `webinar_id`.
+    pub webinars: Vec<ClientWebinar>,
+}
+
+/// One of a client's webinars.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClientWebinar {
+    #[schema(value_type = Identifier)]
+    pub webinar_id: String,
+    /// Viewers live now.
+    pub live: u32,
+    /// The largest `max_concurrent` of its buckets starting in the range,
+    /// final or open (0 if none).
+    pub peak_concurrent: u32,
+    /// Counted conversions in the range naming it.
+    pub registrations: u64,
 }
 
 /// The client's webinars in the range with their registrations and peak:

@@ -20,13 +20,16 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::{DefaultKeyedRateLimiter, Quota};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
+use utoipa::ToSchema;
 
 use super::admission::Kind;
-use super::{ApiError, AppState, Auth, Peer};
+use super::openapi::event_batch;
+use super::{ApiError, AppState, Auth, ErrorBody, Peer};
 use crate::auth::{AuthError, Claims, IngestFor};
 use crate::config::IngestMode;
-use crate::event::{self, Event, EventType, MAX_EVENT_BYTES, check_identifier};
+use crate::event::{self, Event, EventType, Identifier, MAX_EVENT_BYTES, check_identifier};
 use crate::eventlog::LogWriter;
 use crate::nats::{NatsSink, Outgoing, Subjects};
 
@@ -426,7 +429,7 @@ async fn public(
     match result {
         Ok(()) => {
             s.metrics.record(event_type.as_str(), "accepted", 1);
-            Ok((StatusCode::ACCEPTED, Json(json!({"accepted": 1}))))
+            Ok((StatusCode::ACCEPTED, Json(Accepted { accepted: 1 })))
         }
         Err(e) => {
             s.metrics.record(event_type.as_str(), "rejected", 1);
@@ -435,6 +438,21 @@ async fn public(
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/webinars/{webinar_id}/presence/ping",
+    tag = "ingest",
+    summary = "A viewer's heartbeat",
+    description = "The viewer is live from the first ping until `presence.ttl_ms` after the \
+        last one (or a leave). Send one every 30 s or so while the page is open.",
+    params(("webinar_id" = Identifier, Path, description = "The webinar.", example = "w-17")),
+    request_body(
+        content = ref("#/components/schemas/PresenceBeacon"),
+        content_type = "application/json",
+        description = "The viewer.",
+    ),
+    responses((status = 202, description = "Durable.", body = Accepted)),
+)]
 pub async fn ping(
     State(s): State<AppState>,
     caller: Extension<Caller>,
@@ -451,6 +469,21 @@ pub async fn ping(
     .await
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/webinars/{webinar_id}/presence/leave",
+    tag = "ingest",
+    summary = "A viewer leaves",
+    description = "The viewer stops being live now (a page's `pagehide`; `sendBeacon` works: \
+        the body is read whatever its content type).",
+    params(("webinar_id" = Identifier, Path, description = "The webinar.", example = "w-17")),
+    request_body(
+        content = ref("#/components/schemas/PresenceBeacon"),
+        content_type = "application/json",
+        description = "The viewer.",
+    ),
+    responses((status = 202, description = "Durable.", body = Accepted)),
+)]
 pub async fn leave(
     State(s): State<AppState>,
     caller: Extension<Caller>,
@@ -467,6 +500,22 @@ pub async fn leave(
     .await
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/public/campaigns/{campaign_id}/visit",
+    tag = "ingest",
+    summary = "A visit of a campaign page",
+    description = "Visits are counted as distinct sessions; a visit whose user agent names a \
+        known crawler counts as a bot visit only. Its UTM and link attribute the session's \
+        later conversions.",
+    params(("campaign_id" = Identifier, Path, description = "The campaign.", example = "cmp-9")),
+    request_body(
+        content = ref("#/components/schemas/BrowserVisit"),
+        content_type = "application/json",
+        description = "The visit.",
+    ),
+    responses((status = 202, description = "Durable.", body = Accepted)),
+)]
 pub async fn visit(
     State(s): State<AppState>,
     caller: Extension<Caller>,
@@ -483,6 +532,21 @@ pub async fn visit(
     .await
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/public/campaigns/{campaign_id}/conversion",
+    tag = "ingest",
+    summary = "A conversion (a registration, a survey submission)",
+    description = "The first conversion of a client's `entry_id` counts; it is attributed \
+        once, on arrival: its own UTM, else its session's first touch, else its link's.",
+    params(("campaign_id" = Identifier, Path, description = "The campaign.", example = "cmp-9")),
+    request_body(
+        content = ref("#/components/schemas/BrowserConversion"),
+        content_type = "application/json",
+        description = "The conversion.",
+    ),
+    responses((status = 202, description = "Durable.", body = Accepted)),
+)]
 pub async fn conversion(
     State(s): State<AppState>,
     caller: Extension<Caller>,
@@ -499,6 +563,20 @@ pub async fn conversion(
     .await
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/pageviews",
+    tag = "ingest",
+    summary = "A page view",
+    description = "A page request, with the page's query (its `utm_*` parameters are session \
+        touches) and, when known, the client and campaign.",
+    request_body(
+        content = ref("#/components/schemas/BrowserPageview"),
+        content_type = "application/json",
+        description = "The page view.",
+    ),
+    responses((status = 202, description = "Durable.", body = Accepted)),
+)]
 pub async fn pageview(
     State(s): State<AppState>,
     caller: Extension<Caller>,
@@ -509,6 +587,32 @@ pub async fn pageview(
 
 /// `POST /api/events`: a JSON array or NDJSON of up to 10 000 events, for
 /// backends holding an admin token.
+#[utoipa::path(
+    post,
+    path = "/api/events",
+    tag = "ingest",
+    summary = "A batch of events, from a backend",
+    description = "Up to 10 000 events of any type but `tick`, as a JSON array or as NDJSON \
+        (one event per line; blank lines are skipped), at most 16 MiB. The batch is \
+        accepted whole or refused whole: the error names the first record refused \
+        (`events[i].field`). A publisher's `ts` is kept (without one: the time of arrival; \
+        more than `window.max_future_ms` ahead: clamped to arrival).",
+    request_body(
+        description = "The events.",
+        content(
+            (inline(EventArray) = "application/json"),
+            (String = "application/x-ndjson"),
+        ),
+    ),
+    responses(
+        (status = 202, description = "Durable, every one.", body = BatchAccepted),
+        (status = 400, description = "A record breaks a rule (the error names it: \
+            `events[i].field`), or the body is not a JSON array or NDJSON.", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within `limits.body_timeout_ms`.", body = ErrorBody),
+        (status = 413, description = "Over 16 MiB, over 10 000 records, or a record over 16 KiB.", body = ErrorBody),
+        (status = 503, description = "The events could not be made durable.", body = ErrorBody),
+    ),
+)]
 pub async fn batch(
     State(s): State<AppState>,
     Auth(claims): Auth,
@@ -535,8 +639,40 @@ pub async fn batch(
     s.metrics.clamped.inc_by(batch.clamped);
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"accepted": batch.accepted, "clamped": batch.clamped})),
+        Json(BatchAccepted {
+            accepted: batch.accepted,
+            clamped: batch.clamped,
+        }),
     ))
+}
+
+/// The array form of a batch.
+pub struct EventArray;
+
+impl utoipa::PartialSchema for EventArray {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        event_batch()
+    }
+}
+
+impl ToSchema for EventArray {}
+
+/// A browser event, durable (or, with NATS core, handed to NATS).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Accepted {
+    /// Always 1.
+    #[schema(minimum = 1, maximum = 1)]
+    pub accepted: u32,
+}
+
+/// A batch, accepted whole.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchAccepted {
+    /// Records accepted: every record of the batch.
+    pub accepted: usize,
+    /// Records whose `ts` lay more than `window.max_future_ms` ahead of
+    /// arrival, applied at arrival.
+    pub clamped: u64,
 }
 
 /// A batch the endpoint accepted whole: its events, stamped, and what the

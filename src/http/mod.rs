@@ -7,6 +7,7 @@ pub mod admission;
 pub mod assets;
 pub mod campaigns;
 pub mod ingest;
+pub mod openapi;
 pub mod query;
 pub mod serve;
 pub mod ws;
@@ -21,6 +22,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
+use serde::Serialize;
 use serde_json::json;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -205,6 +207,10 @@ fn routes() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
         r("/metrics", "GET", Open, get(metrics)),
         r("/", "GET", Open, get(dashboard)),
         r("/sdk/eventflow.js", "GET", Open, get(assets::sdk)),
+        r("/openapi.json", "GET", Open, get(openapi::openapi_json)),
+        r("/docs", "GET", Open, get(openapi::docs_page)),
+        r("/docs/docs.js", "GET", Open, get(openapi::docs_script)),
+        r("/docs/docs.css", "GET", Open, get(openapi::docs_style)),
     ]
 }
 
@@ -344,27 +350,102 @@ fn cors(settings: &Settings) -> CorsLayer {
         .max_age(std::time::Duration::from_secs(3600))
 }
 
-async fn healthz() -> impl IntoResponse {
-    Json(json!({"status": "ok"}))
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    summary = "Liveness",
+    description = "The process serves requests.",
+    responses((status = 200, description = "Alive.", body = Health)),
+)]
+async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
 }
 
+/// `GET /healthz`: the process serves requests.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Health {
+    #[schema(value_type = String, examples("ok"))]
+    pub status: &'static str,
+}
+
+/// `GET /readyz`
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Ready {
+    /// Whether the instance takes traffic: the engine has recovered.
+    pub ready: bool,
+    /// The engine has read its source up to where it stood at start.
+    pub recovered: bool,
+    /// Parts that are down (`store`, `redis`, `nats`, ...), with why.
+    /// Ingest and aggregation go on without them: they do not make the
+    /// instance unready.
+    pub degraded: std::collections::BTreeMap<String, String>,
+    /// Embedded mode: the local log's committed and applied positions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log: Option<LogProgress>,
+    /// NATS mode: the stream position applied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nats: Option<NatsProgress>,
+}
+
+/// Where the engine stands in the local log.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct LogProgress {
+    /// The last position made durable.
+    pub committed: String,
+    /// The last position the engine applied; equal to `committed` when it
+    /// has caught up.
+    pub applied: String,
+}
+
+/// Where the engine stands in the NATS stream.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct NatsProgress {
+    pub applied: String,
+    /// Nothing more was waiting in the stream.
+    pub caught_up: bool,
+}
+
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    summary = "Readiness",
+    description = "Whether the engine has recovered (read its source up to where it stood at \
+        start), which parts are degraded, and where the engine stands in its source.",
+    responses(
+        (status = 200, description = "Ready.", body = Ready),
+        (status = 503, description = "Still recovering.", body = Ready),
+    ),
+)]
 async fn readyz(State(s): State<AppState>) -> Response {
     let r = s.ready.borrow().clone();
-    let degraded: serde_json::Map<String, serde_json::Value> = r
-        .degraded
-        .iter()
-        .map(|(k, v)| (k.clone(), json!(v)))
-        .collect();
     // Degraded parts are named, but do not take the instance out of a load
     // balancer: ingest and aggregation go on without them.
-    let body = json!({
-        "ready": r.recovered,
-        "recovered": r.recovered,
-        "degraded": degraded,
-    });
-    let mut body = body;
-    let (key, progress) = source_progress(&s);
-    body[key] = progress;
+    let applied = *s.progress.applied.borrow();
+    let (log, nats) = match &s.sink {
+        ingest::Sink::Log(log) => (
+            Some(LogProgress {
+                committed: log.committed().borrow().to_string(),
+                applied: applied.position.to_string(),
+            }),
+            None,
+        ),
+        ingest::Sink::Nats(_) => (
+            None,
+            Some(NatsProgress {
+                applied: applied.position.to_string(),
+                caught_up: applied.caught_up,
+            }),
+        ),
+    };
+    let body = Ready {
+        ready: r.recovered,
+        recovered: r.recovered,
+        degraded: r.degraded.into_iter().collect(),
+        log,
+        nats,
+    };
     let status = if r.recovered {
         StatusCode::OK
     } else {
@@ -373,28 +454,20 @@ async fn readyz(State(s): State<AppState>) -> Response {
     (status, Json(body)).into_response()
 }
 
-/// Where the engine stands in its source: the local log (`log`) or the
-/// NATS stream (`nats`).
-fn source_progress(s: &AppState) -> (&'static str, serde_json::Value) {
-    let applied = *s.progress.applied.borrow();
-    match &s.sink {
-        ingest::Sink::Log(log) => (
-            "log",
-            json!({
-                "committed": log.committed().borrow().to_string(),
-                "applied": applied.position.to_string(),
-            }),
-        ),
-        ingest::Sink::Nats(_) => (
-            "nats",
-            json!({
-                "applied": applied.position.to_string(),
-                "caught_up": applied.caught_up,
-            }),
-        ),
-    }
-}
-
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    summary = "Prometheus metrics",
+    description = "Ingest accepted and rejected by type, engine lag, flushes, WebSockets, ... \
+        in the OpenMetrics text format.",
+    responses((
+        status = 200,
+        description = "The metrics.",
+        content_type = "application/openmetrics-text",
+        body = String,
+    )),
+)]
 async fn metrics(State(s): State<AppState>) -> Response {
     (
         [(
@@ -406,8 +479,25 @@ async fn metrics(State(s): State<AppState>) -> Response {
         .into_response()
 }
 
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = "pages",
+    summary = "The dashboard",
+    responses((status = 200, description = "The page.", content_type = "text/html", body = String)),
+)]
 async fn dashboard() -> Html<&'static str> {
     Html(include_str!("dashboard.html"))
+}
+
+/// The body of every error response.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong: the field and the rule where there is one.
+    #[schema(examples(
+        "from: must be before to (from is 1764000000000, to is 1763990000000 in epoch milliseconds)"
+    ))]
+    pub error: String,
 }
 
 /// Every way a request can fail, with its status and a JSON body
@@ -486,7 +576,10 @@ impl IntoResponse for ApiError {
             }
             _ => None,
         };
-        let mut response = (status, Json(json!({ "error": self.to_string() }))).into_response();
+        let body = ErrorBody {
+            error: self.to_string(),
+        };
+        let mut response = (status, Json(body)).into_response();
         if let Some(secs) = retry_after {
             response
                 .headers_mut()

@@ -14,24 +14,139 @@ use axum::extract::{Path, Query, State};
 use jiff::Timestamp;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 
-use super::{ApiError, AppState, Auth};
+use super::{ApiError, AppState, Auth, ErrorBody};
 use crate::auth::AuthError;
 use crate::engine::PresenceStats;
-pub use crate::engine::bucket::{bucket_json, open_bucket_json};
-use crate::event::{ActivityKind, check_identifier};
+pub use crate::engine::bucket::{Bucket, ByKind, bucket_json, open_bucket_json};
+use crate::event::{ActivityKind, Identifier, check_identifier};
 use crate::live::LiveState;
 
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 86_400_000;
 
-#[derive(Debug, Deserialize)]
+/// The range of a webinar read (`from`/`to`, see [`parse_range`]) and,
+/// for access statistics, the interval.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Range {
+    /// Start of the range (inclusive): a calendar date in `stats.timezone`
+    /// (`2026-01-31`), an RFC 3339 instant (`2026-01-31T09:00:00Z`) or
+    /// epoch milliseconds, from 1970 to the end of year 9999. Default: a
+    /// day before `to`.
+    #[param(example = "2026-01-31")]
     from: Option<String>,
+    /// End of the range: a date (inclusive: the whole day), an RFC 3339
+    /// instant or epoch milliseconds (exclusive). Default: now. A range
+    /// spans at most 400 days.
+    #[param(example = "2026-01-31")]
     to: Option<String>,
+    /// Bucket length: 5 minutes (the final buckets), UTC hours or
+    /// calendar days in `stats.timezone`. Default: `5m`.
+    #[param(inline, value_type = Option<Interval>)]
     interval: Option<String>,
+}
+
+/// The intervals access statistics come in.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Only its schema is used: `interval` is read as text, to name a bad one.
+pub enum Interval {
+    #[schema(rename = "5m")]
+    FiveMinutes,
+    #[schema(rename = "1h")]
+    Hour,
+    #[schema(rename = "1d")]
+    Day,
+}
+
+/// `GET /api/webinars`
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LiveWebinars {
+    pub webinars: Vec<LiveWebinar>,
+}
+
+/// A webinar with viewers live now.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LiveWebinar {
+    #[schema(value_type = Identifier)]
+    pub webinar_id: String,
+    /// Viewers live at `ts`.
+    pub live: u32,
+    /// The webinar's clock, in epoch milliseconds.
+    pub ts: i64,
+}
+
+/// `GET /api/webinars/{webinar_id}/live`
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Live {
+    #[schema(value_type = Identifier)]
+    pub webinar_id: String,
+    /// Viewers live at `ts` (0 for a webinar the engine holds nothing of).
+    pub live: u32,
+    /// The webinar's clock, in epoch milliseconds (0 for a webinar the
+    /// engine holds nothing of).
+    pub ts: i64,
+    /// The open bucket so far (`null` for a webinar the engine holds
+    /// nothing of).
+    pub open_bucket: Option<OpenBucket>,
+    /// Distinct viewers so far of the open hour and day.
+    pub open_periods: Option<OpenPeriods>,
+}
+
+/// The open bucket so far: integrated up to the webinar's clock, min and
+/// max including the count now, `avg_concurrent` over the elapsed part.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OpenBucket {
+    #[serde(flatten)]
+    pub bucket: Bucket,
+    /// Activity in the open bucket so far.
+    pub engagement: ByKind,
+}
+
+/// The hour (UTC) and day (`stats.timezone`) still open.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OpenPeriods {
+    pub hour: OpenPeriod,
+    pub day: OpenPeriod,
+}
+
+/// An open hour or day and its distinct viewers so far.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OpenPeriod {
+    /// Epoch milliseconds (inclusive).
+    pub start: i64,
+    /// Epoch milliseconds (exclusive).
+    pub end: i64,
+    pub unique_viewers: u32,
+}
+
+/// `GET /api/webinars/{webinar_id}/stats/access`
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Access {
+    #[schema(value_type = Identifier)]
+    pub webinar_id: String,
+    #[schema(value_type = Interval)]
+    pub interval: String,
+    /// The final buckets starting in the range, oldest first; coarser
+    /// intervals merge them (min of mins, max of maxes, time-weighted
+    /// average, distinct viewers of the period, sums). A period without
+    /// a final bucket has no row.
+    pub buckets: Vec<Bucket>,
+}
+
+/// `GET /api/webinars/{webinar_id}/stats/engagement`
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Engagement {
+    #[schema(value_type = Identifier)]
+    pub webinar_id: String,
+    /// The range read, in epoch milliseconds: `[from, to)`.
+    pub from: i64,
+    pub to: i64,
+    pub total: u64,
+    pub by_kind: ByKind,
 }
 
 /// Admin tokens read every webinar, webinar tokens their own, client tokens
@@ -54,60 +169,91 @@ pub fn authorize_webinar(
 }
 
 /// `GET /api/webinars`: webinars with viewers live now (admin).
+#[utoipa::path(
+    get,
+    path = "/api/webinars",
+    tag = "webinars",
+    summary = "Webinars with viewers live now",
+    responses((status = 200, description = "The webinars.", body = LiveWebinars)),
+)]
 pub async fn webinars(
     State(s): State<AppState>,
     Auth(claims): Auth,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<LiveWebinars>, ApiError> {
     if !claims.is_admin() {
         return Err(AuthError::Forbidden.into());
     }
-    let list: Vec<Value> = s
+    let webinars = s
         .hub
         .live_webinars()
         .into_iter()
-        .map(|(id, st)| json!({"webinar_id": &*id, "live": st.live, "ts": st.ts}))
+        .map(|(id, st)| LiveWebinar {
+            webinar_id: id.to_string(),
+            live: st.live,
+            ts: st.ts,
+        })
         .collect();
-    Ok(Json(json!({ "webinars": list })))
+    Ok(Json(LiveWebinars { webinars }))
 }
 
 /// `GET /api/webinars/{id}/live`
+#[utoipa::path(
+    get,
+    path = "/api/webinars/{webinar_id}/live",
+    tag = "webinars",
+    summary = "Viewers live now and the open bucket",
+    description = "The live count at the webinar's clock, the open bucket so far (with its \
+        engagement) and the distinct viewers so far of the open hour and day. For live \
+        updates, open the WebSocket `/ws/webinars/{webinar_id}`.",
+    params(("webinar_id" = Identifier, Path, description = "The webinar.", example = "w-17")),
+    responses(
+        (status = 200, description = "The live state.", body = Live),
+        (status = 400, description = "`webinar_id` is not an identifier.", body = ErrorBody),
+    ),
+)]
 pub async fn live(
     State(s): State<AppState>,
     Auth(claims): Auth,
     Path(webinar_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Live>, ApiError> {
     authorize_webinar(&s, &claims, &webinar_id)?;
     let st = s.hub.state(&webinar_id);
-    let (open_bucket, open_periods) = open_json(&webinar_id, &st);
-    Ok(Json(json!({
-        "webinar_id": webinar_id,
-        "live": st.live,
-        "ts": st.ts,
-        "open_bucket": open_bucket,
-        "open_periods": open_periods,
-    })))
+    let (open_bucket, open_periods) = open_state(&webinar_id, &st);
+    Ok(Json(Live {
+        webinar_id,
+        live: st.live,
+        ts: st.ts,
+        open_bucket,
+        open_periods,
+    }))
 }
 
 /// The open bucket so far, with its engagement by kind, and the distinct
-/// viewers so far of the open hour and day (`null` for a webinar the
+/// viewers so far of the open hour and day (`None` for a webinar the
 /// engine holds nothing of).
-pub fn open_json(webinar_id: &str, st: &LiveState) -> (Value, Value) {
-    let open_bucket = st.open_bucket.map_or(Value::Null, |b| {
-        let mut v = open_bucket_json(webinar_id, &b, st.ts);
-        v["engagement"] = ActivityKind::ALL
-            .iter()
-            .zip(st.engagement)
-            .map(|(kind, n)| (kind.as_str().to_owned(), json!(n)))
-            .collect::<serde_json::Map<_, _>>()
-            .into();
-        v
+pub fn open_state(webinar_id: &str, st: &LiveState) -> (Option<OpenBucket>, Option<OpenPeriods>) {
+    let open_bucket = st.open_bucket.map(|b| OpenBucket {
+        bucket: Bucket::open(webinar_id, &b, st.ts),
+        engagement: ByKind::new(st.engagement.map(u64::from)),
     });
-    let open_periods = st.open_periods.map_or(Value::Null, |periods| {
-        let [hour, day] = periods
-            .map(|p| json!({"start": p.start, "end": p.end, "unique_viewers": p.unique_viewers}));
-        json!({"hour": hour, "day": day})
+    let open_periods = st.open_periods.map(|periods| {
+        let [hour, day] = periods.map(|p| OpenPeriod {
+            start: p.start,
+            end: p.end,
+            unique_viewers: p.unique_viewers,
+        });
+        OpenPeriods { hour, day }
     });
     (open_bucket, open_periods)
+}
+
+/// [`open_state`] as JSON values (`null` when absent).
+pub fn open_json(webinar_id: &str, st: &LiveState) -> (Value, Value) {
+    let (bucket, periods) = open_state(webinar_id, st);
+    (
+        serde_json::to_value(bucket).expect("buckets serialize"),
+        serde_json::to_value(periods).expect("periods serialize"),
+    )
 }
 
 /// Parses `from`/`to`: a calendar date in `tz` (inclusive: `to` ends at the
@@ -190,20 +336,35 @@ pub fn parse_range(
 }
 
 /// `GET /api/webinars/{id}/stats/access?from=&to=&interval=5m|1h|1d`
+#[utoipa::path(
+    get,
+    path = "/api/webinars/{webinar_id}/stats/access",
+    tag = "webinars",
+    summary = "Access statistics in 5-minute, hourly or daily buckets",
+    description = "Final buckets only: a bucket is final once the webinar's clock passed its \
+        end (the open one is in `/live`).",
+    params(("webinar_id" = Identifier, Path, description = "The webinar.", example = "w-17"), Range),
+    responses(
+        (status = 200, description = "The buckets.", body = Access),
+        (status = 400, description = "A bad `webinar_id`, `from`, `to` or `interval` (the \
+            error says why).", body = ErrorBody),
+        (status = 503, description = "The store is unavailable.", body = ErrorBody),
+    ),
+)]
 pub async fn access(
     State(s): State<AppState>,
     Auth(claims): Auth,
     Path(webinar_id): Path<String>,
     Query(q): Query<Range>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Access>, ApiError> {
     authorize_webinar(&s, &claims, &webinar_id)?;
     let interval = q.interval.as_deref().unwrap_or("5m");
     let (from, to) = range(&s, &q)?;
     let tz = s.settings.time_zone();
-    let buckets: Vec<Value> = match interval {
+    let buckets: Vec<Bucket> = match interval {
         "5m" => {
             let rows = s.store.presence_buckets(&webinar_id, from, to).await?;
-            rows.iter().map(|b| bucket_json(&webinar_id, b)).collect()
+            rows.iter().map(|b| Bucket::new(&webinar_id, b)).collect()
         }
         "1h" | "1d" => {
             let periods = if interval == "1h" {
@@ -212,9 +373,11 @@ pub async fn access(
                 days(from, to, &tz)
             };
             let (Some(first), Some(last)) = (periods.first(), periods.last()) else {
-                return Ok(Json(
-                    json!({"webinar_id": webinar_id, "interval": interval, "buckets": []}),
-                ));
+                return Ok(Json(Access {
+                    interval: interval.to_owned(),
+                    webinar_id,
+                    buckets: Vec::new(),
+                }));
             };
             let rows = s
                 .store
@@ -239,7 +402,7 @@ pub async fn access(
                     if let Some(u) = uniques.get(&m.bucket_start) {
                         m.unique_viewers = *u;
                     }
-                    bucket_json(&webinar_id, &m)
+                    Bucket::new(&webinar_id, &m)
                 })
                 .collect()
         }
@@ -249,9 +412,11 @@ pub async fn access(
             )));
         }
     };
-    Ok(Json(
-        json!({ "webinar_id": webinar_id, "interval": interval, "buckets": buckets }),
-    ))
+    Ok(Json(Access {
+        interval: interval.to_owned(),
+        webinar_id,
+        buckets,
+    }))
 }
 
 /// The UTC hours overlapping `[from, to)`.
@@ -335,31 +500,50 @@ pub fn merge(rows: &[PresenceStats], periods: &[(i64, i64)], bucket_ms: i64) -> 
 }
 
 /// `GET /api/webinars/{id}/stats/engagement?from=&to=`
+#[utoipa::path(
+    get,
+    path = "/api/webinars/{webinar_id}/stats/engagement",
+    tag = "webinars",
+    summary = "Engagement by kind",
+    description = "Activity events (chat, question, poll, ...) in the final buckets starting \
+        in the range.",
+    params(
+        ("webinar_id" = Identifier, Path, description = "The webinar.", example = "w-17"),
+        ("from" = Option<String>, Query, example = "2026-01-31", description = "Start of \
+            the range, as for access statistics."),
+        ("to" = Option<String>, Query, example = "2026-01-31", description = "End of the \
+            range, as for access statistics."),
+    ),
+    responses(
+        (status = 200, description = "The counts.", body = Engagement),
+        (status = 400, description = "A bad `webinar_id`, `from` or `to` (the error says \
+            why).", body = ErrorBody),
+        (status = 503, description = "The store is unavailable.", body = ErrorBody),
+    ),
+)]
 pub async fn engagement(
     State(s): State<AppState>,
     Auth(claims): Auth,
     Path(webinar_id): Path<String>,
     Query(q): Query<Range>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Engagement>, ApiError> {
     authorize_webinar(&s, &claims, &webinar_id)?;
     let (from, to) = range(&s, &q)?;
     let counts = s.store.activity(&webinar_id, from, to).await?;
-    let mut by_kind = serde_json::Map::new();
-    for kind in ActivityKind::ALL {
-        let n = counts
+    let by_kind = ByKind::new(ActivityKind::ALL.map(|kind| {
+        counts
             .iter()
             .find(|(k, _)| k == kind.as_str())
-            .map_or(0, |(_, n)| *n);
-        by_kind.insert(kind.as_str().into(), json!(n));
-    }
+            .map_or(0, |(_, n)| *n)
+    }));
     let total: u64 = counts.iter().map(|(_, n)| n).sum();
-    Ok(Json(json!({
-        "webinar_id": webinar_id,
-        "from": from,
-        "to": to,
-        "total": total,
-        "by_kind": by_kind,
-    })))
+    Ok(Json(Engagement {
+        webinar_id,
+        from,
+        to,
+        total,
+        by_kind,
+    }))
 }
 
 #[cfg(test)]

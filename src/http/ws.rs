@@ -32,6 +32,7 @@ use tokio::time::{Instant, MissedTickBehavior, interval, sleep_until, timeout};
 use super::query::{bucket_json, open_json};
 use super::{ApiError, AppState, Auth};
 use crate::auth::AuthError;
+use crate::event::Identifier;
 use crate::live::{LiveState, Subscription};
 
 /// How often the server pings; a peer silent for two periods is dropped.
@@ -123,6 +124,28 @@ impl Drop for Pass {
 /// Read and write buffer room per WebSocket.
 const WS_BUFFER_BYTES: usize = 8 * 1024;
 
+#[utoipa::path(
+    get,
+    path = "/ws/webinars/{webinar_id}",
+    tag = "webinars",
+    summary = "The live feed (WebSocket)",
+    description = "On connect a `snapshot` (live count, open bucket with its engagement, open \
+        hour and day, recent final buckets); then `live` when the count changes (at most one \
+        per `live.push_interval_ms`), `open` when the open bucket changed (at most once a \
+        second) and `bucket` when a bucket becomes final. Browsers pass the token as \
+        `?token=`; their `Origin` must be the page's own or in `http.allowed_origins`.",
+    params(("webinar_id" = Identifier, Path, description = "The webinar.", example = "w-17")),
+    responses(
+        (status = 101, description = "Switched to the WebSocket protocol."),
+        (status = 400, description = "`webinar_id` is not an identifier, or the request is \
+            not a WebSocket upgrade.", body = super::ErrorBody),
+        (status = 403, description = "The token reads neither this webinar nor a client whose \
+            visits or conversions name it, or the page's `Origin` is not allowed.", body = super::ErrorBody),
+        (status = 429, description = "This token has `limits.max_websockets_per_token` \
+            sockets open.", body = super::ErrorBody),
+        (status = 503, description = "`limits.max_websockets` sockets are open.", body = super::ErrorBody),
+    ),
+)]
 pub async fn upgrade(
     State(s): State<AppState>,
     Auth(claims): Auth,
