@@ -313,7 +313,7 @@ pub fn check_secret(secret: &str) -> anyhow::Result<()> {
         .collect();
     let placeholder = PLACEHOLDER_SECRETS.iter().any(|p| {
         !folded.is_empty()
-            && folded.len() % p.len() == 0
+            && folded.len().is_multiple_of(p.len())
             && folded == p.repeat(folded.len() / p.len())
     });
     if placeholder {
