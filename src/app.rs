@@ -464,9 +464,9 @@ impl Application {
         if self.secret_generated {
             let token = self.admin_token();
             tracing::info!("no auth.secret is set: tokens are signed with a key made for this run");
-            println!("\n    Dashboard: {base}/?token={token}\n    API token: {token}\n");
+            println!("\n    Dashboard: {base}/#token={token}\n    API token: {token}\n");
         } else {
-            println!("\n    Dashboard: {base}/?token=<token from `eventflow token --admin`>\n");
+            println!("\n    Dashboard: {base}/#token=<token from `eventflow token --admin`>\n");
         }
     }
 
