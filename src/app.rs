@@ -51,6 +51,8 @@ pub struct Application {
     /// service stops with this error.
     store_failed: Arc<std::sync::OnceLock<String>>,
     background: Vec<tokio::task::JoinHandle<()>>,
+    /// Held until the service has stopped.
+    _dir_lock: crate::datadir::DirLock,
 }
 
 impl Application {
@@ -63,6 +65,7 @@ impl Application {
         let data_dir = settings.data.dir.clone();
         std::fs::create_dir_all(&data_dir)
             .with_context(|| format!("creating {}", data_dir.display()))?;
+        let dir_lock = crate::datadir::lock(&data_dir)?;
         let nats_mode = settings.nats.url.as_ref().map(|_| settings.nats.mode);
         let streamed = nats_mode == Some(NatsMode::Jetstream);
         // The local log is the source of truth without NATS; with JetStream
@@ -422,6 +425,7 @@ impl Application {
             store_writer,
             store_failed,
             background,
+            _dir_lock: dir_lock,
         })
     }
 

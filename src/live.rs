@@ -16,6 +16,7 @@ use dashmap::DashMap;
 use tokio::sync::{broadcast, watch};
 
 use crate::engine::{LiveSnapshot, OpenPeriod, PresenceStats};
+use crate::event::ActivityKind;
 
 /// The latest state of one webinar.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -25,6 +26,9 @@ pub struct LiveState {
     pub ts: i64,
     /// The open bucket so far, when the engine holds one.
     pub open_bucket: Option<PresenceStats>,
+    /// Activity in the open bucket so far, by kind (in the order of
+    /// [`ActivityKind::ALL`]).
+    pub engagement: [u32; ActivityKind::ALL.len()],
     /// Distinct viewers so far of the open hour and day.
     pub open_periods: Option<[OpenPeriod; 2]>,
 }
@@ -35,6 +39,7 @@ impl From<&LiveSnapshot> for LiveState {
             live: s.live,
             ts: s.ts,
             open_bucket: Some(s.open_bucket),
+            engagement: s.engagement,
             open_periods: Some(s.open_periods),
         }
     }

@@ -1295,6 +1295,45 @@ impl CampaignView {
         }))
     }
 
+    /// Every link with a link visit or an attributed conversion in the
+    /// range (the overview's `links.total`), with its numbers as in
+    /// [`CampaignView::link_stats`]; most visits first.
+    pub fn links_stats(&self, client_id: &str, range: DateRange) -> Value {
+        let state = self.read();
+        let Some(client) = state.clients.get(client_id) else {
+            return json!({"links": []});
+        };
+        let mut conversions: HashMap<u32, u64> = HashMap::new();
+        for c in client.conversions.iter() {
+            if c.link != NONE && range.contains(c.day) {
+                *conversions.entry(c.link).or_default() += 1;
+            }
+        }
+        let mut rows: Vec<(u64, u64, &str)> = client
+            .links
+            .iter()
+            .filter_map(|(l, link)| {
+                let visits = union_in(&link.visits, range).len();
+                let conversions = conversions.get(l).copied().unwrap_or(0);
+                (visits > 0 || conversions > 0)
+                    .then(|| (visits, conversions, client.names.name(*l)))
+            })
+            .collect();
+        rows.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.2.cmp(b.2)));
+        let links: Vec<Value> = rows
+            .into_iter()
+            .map(|(visits, conversions, link_id)| {
+                json!({
+                    "link_id": link_id,
+                    "visits": visits,
+                    "conversions": conversions,
+                    "cvr": pct(conversions, visits),
+                })
+            })
+            .collect();
+        json!({ "links": links })
+    }
+
     /// One campaign per day and over the range; `None` if the client never
     /// named it.
     pub fn campaign_stats(
@@ -1551,6 +1590,30 @@ impl CampaignView {
             .collect();
         out.sort();
         out.dedup();
+        out
+    }
+
+    /// The webinars of [`CampaignView::webinars`], each with its
+    /// registrations: counted conversions in the range naming it.
+    pub fn webinar_registrations(&self, client_id: &str, range: DateRange) -> Vec<(String, u64)> {
+        let mut out: Vec<(String, u64)> = self
+            .webinars(client_id, range)
+            .into_iter()
+            .map(|w| (w, 0))
+            .collect();
+        let state = self.read();
+        let Some(client) = state.clients.get(client_id) else {
+            return out;
+        };
+        for c in client.conversions.iter().filter(|c| range.contains(c.day)) {
+            if c.webinar == NONE {
+                continue;
+            }
+            let name = client.names.name(c.webinar);
+            if let Ok(i) = out.binary_search_by(|(w, _)| w.as_str().cmp(name)) {
+                out[i].1 += 1;
+            }
+        }
         out
     }
 

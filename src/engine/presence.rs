@@ -417,6 +417,9 @@ pub struct LiveSnapshot {
     pub live: u32,
     pub ts: i64,
     pub open_bucket: PresenceStats,
+    /// Activity in the open bucket so far, by kind (in the order of
+    /// [`ActivityKind::ALL`]).
+    pub engagement: [u32; ActivityKind::ALL.len()],
     pub open_periods: [OpenPeriod; 2],
 }
 
@@ -810,6 +813,7 @@ impl Webinar {
             live: self.live,
             ts: self.clock,
             open_bucket: open.stats(&self.windows[BUCKET], p.bucket_ms, self.live),
+            engagement: open.activity,
             open_periods: [period(HOUR, Period::Hour), period(DAY, Period::Day)],
         }
     }

@@ -138,6 +138,22 @@ pub async fn link(
         })
 }
 
+/// `GET /api/clients/{client_id}/campaigns/links?from=&to=`: every link
+/// with a link visit or an attributed conversion in the range.
+pub async fn links(
+    State(s): State<AppState>,
+    Auth(claims): Auth,
+    Path(client_id): Path<String>,
+    Query(p): Query<Params>,
+) -> Result<Json<Value>, ApiError> {
+    authorize_client(&claims, &client_id)?;
+    let range = range_of(&s, &p)?;
+    let mut body = s.campaigns.links_stats(&client_id, range);
+    body["client_id"] = json!(client_id);
+    body["period"] = json!({"from": range.from.to_string(), "to": range.to.to_string()});
+    Ok(Json(body))
+}
+
 /// `GET /api/clients/{client_id}/campaigns/{campaign_id}/stats?from=&to=&interval=1d`
 pub async fn campaign(
     State(s): State<AppState>,
@@ -198,8 +214,52 @@ pub async fn overview(
     authorize_client(&claims, &client_id)?;
     let range = range_of(&s, &p)?;
     let mut body = s.campaigns.overview(&client_id, range);
-    // Presence of the client's webinars: the largest max_concurrent of
-    // their buckets starting in the range, final (store) or open (hub).
+    let peaks = webinar_peaks(&s, &client_id, range).await?;
+    let peak = peaks.iter().map(|(_, _, peak)| *peak).max().unwrap_or(0);
+    body["webinars"]["peak_concurrent"] = json!(peak);
+    Ok(Json(body))
+}
+
+/// `GET /api/clients/{client_id}/webinars?from=&to=`: the webinars named
+/// on the client's visits and counted conversions in the range, each with
+/// its registrations in the range, its peak (the largest `max_concurrent`
+/// of its buckets starting in the range) and its viewers live now.
+pub async fn webinars(
+    State(s): State<AppState>,
+    Auth(claims): Auth,
+    Path(client_id): Path<String>,
+    Query(p): Query<Params>,
+) -> Result<Json<Value>, ApiError> {
+    authorize_client(&claims, &client_id)?;
+    let range = range_of(&s, &p)?;
+    let webinars: Vec<Value> = webinar_peaks(&s, &client_id, range)
+        .await?
+        .into_iter()
+        .map(|(webinar_id, registrations, peak)| {
+            let live = s.hub.state(&webinar_id).live;
+            json!({
+                "webinar_id": webinar_id,
+                "live": live,
+                "peak_concurrent": peak,
+                "registrations": registrations,
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "client_id": client_id,
+        "period": {"from": range.from.to_string(), "to": range.to.to_string()},
+        "webinars": webinars,
+    })))
+}
+
+/// The client's webinars in the range with their registrations and peak:
+/// the largest `max_concurrent` of their buckets starting in the range,
+/// final (store) or open (hub).
+async fn webinar_peaks(
+    s: &AppState,
+    client_id: &str,
+    range: DateRange,
+) -> Result<Vec<(String, u64, u32)>, ApiError> {
     let tz = s.settings.time_zone();
     let start = range
         .from
@@ -212,8 +272,9 @@ pub async fn overview(
         .ok()
         .and_then(|d| d.to_zoned(tz).ok())
         .map_or(crate::event::MAX_TS, |z| z.timestamp().as_millisecond());
-    let mut peak = 0u32;
-    for w in s.campaigns.webinars(&client_id, range) {
+    let mut out = Vec::new();
+    for (w, registrations) in s.campaigns.webinar_registrations(client_id, range) {
+        let mut peak = 0u32;
         for b in s.store.presence_buckets(&w, start, end).await? {
             peak = peak.max(b.max_concurrent);
         }
@@ -222,9 +283,9 @@ pub async fn overview(
         {
             peak = peak.max(open.max_concurrent);
         }
+        out.push((w, registrations, peak));
     }
-    body["webinars"]["peak_concurrent"] = json!(peak);
-    Ok(Json(body))
+    Ok(out)
 }
 
 #[cfg(test)]

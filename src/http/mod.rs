@@ -172,6 +172,18 @@ fn routes() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
             get(campaigns::campaign),
         ),
         r(
+            "/api/clients/{client_id}/campaigns/links",
+            "GET",
+            Client,
+            get(campaigns::links),
+        ),
+        r(
+            "/api/clients/{client_id}/webinars",
+            "GET",
+            Client,
+            get(campaigns::webinars),
+        ),
+        r(
             "/api/clients/{client_id}/pageviews",
             "GET",
             Client,

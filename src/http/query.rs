@@ -22,6 +22,7 @@ use crate::auth::AuthError;
 use crate::engine::PresenceStats;
 pub use crate::engine::bucket::{bucket_json, open_bucket_json};
 use crate::event::{ActivityKind, check_identifier};
+use crate::live::LiveState;
 
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 86_400_000;
@@ -77,12 +78,36 @@ pub async fn live(
 ) -> Result<Json<Value>, ApiError> {
     authorize_webinar(&s, &claims, &webinar_id)?;
     let st = s.hub.state(&webinar_id);
+    let (open_bucket, open_periods) = open_json(&webinar_id, &st);
     Ok(Json(json!({
         "webinar_id": webinar_id,
         "live": st.live,
         "ts": st.ts,
-        "open_bucket": st.open_bucket.map(|b| open_bucket_json(&webinar_id, &b, st.ts)),
+        "open_bucket": open_bucket,
+        "open_periods": open_periods,
     })))
+}
+
+/// The open bucket so far, with its engagement by kind, and the distinct
+/// viewers so far of the open hour and day (`null` for a webinar the
+/// engine holds nothing of).
+pub fn open_json(webinar_id: &str, st: &LiveState) -> (Value, Value) {
+    let open_bucket = st.open_bucket.map_or(Value::Null, |b| {
+        let mut v = open_bucket_json(webinar_id, &b, st.ts);
+        v["engagement"] = ActivityKind::ALL
+            .iter()
+            .zip(st.engagement)
+            .map(|(kind, n)| (kind.as_str().to_owned(), json!(n)))
+            .collect::<serde_json::Map<_, _>>()
+            .into();
+        v
+    });
+    let open_periods = st.open_periods.map_or(Value::Null, |periods| {
+        let [hour, day] = periods
+            .map(|p| json!({"start": p.start, "end": p.end, "unique_viewers": p.unique_viewers}));
+        json!({"hour": hour, "day": day})
+    });
+    (open_bucket, open_periods)
 }
 
 /// Parses `from`/`to`: a calendar date in `tz` (inclusive: `to` ends at the

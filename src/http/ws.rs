@@ -1,9 +1,10 @@
 //! `GET /ws/webinars/{id}`: a host's live dashboard feed.
 //!
-//! On connect: a `snapshot` (live count, open bucket, recent final buckets).
-//! Then `live` when the count changes — at most one per
-//! `live.push_interval_ms`, always the newest value — and `bucket` when a
-//! bucket becomes final. Each client has its own task and reads the hub's
+//! On connect: a `snapshot` (live count, open bucket with its engagement,
+//! open hour and day, recent final buckets). Then `live` when the count
+//! changes — at most one per `live.push_interval_ms`, always the newest
+//! value — `open` when the open bucket changed (presence or engagement), at
+//! most once a second, and `bucket` when a bucket becomes final. Each client has its own task and reads the hub's
 //! `watch` channel, so a slow client only ever delays itself. Pings keep the
 //! connection alive; a peer that stops answering is closed; shutdown closes
 //! every socket with 1001 (going away).
@@ -28,7 +29,7 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::{Instant, MissedTickBehavior, interval, sleep_until, timeout};
 
-use super::query::{bucket_json, open_bucket_json};
+use super::query::{bucket_json, open_json};
 use super::{ApiError, AppState, Auth};
 use crate::auth::AuthError;
 use crate::live::{LiveState, Subscription};
@@ -37,6 +38,8 @@ use crate::live::{LiveState, Subscription};
 const PING_EVERY: Duration = Duration::from_secs(15);
 /// A send that takes longer than this means the peer is gone.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// The open bucket is sent at most this often.
+const OPEN_EVERY: Duration = Duration::from_secs(1);
 /// Final buckets in a snapshot.
 const RECENT_BUCKETS: i64 = 12;
 
@@ -206,6 +209,19 @@ pub struct Feed {
 }
 
 impl Feed {
+    /// A message with the live count, the open bucket and the open periods.
+    fn open_message(&self, kind: &str, st: &LiveState) -> Value {
+        let (open_bucket, open_periods) = open_json(&self.webinar_id, st);
+        json!({
+            "type": kind,
+            "webinar_id": self.webinar_id,
+            "live": st.live,
+            "ts": st.ts,
+            "open_bucket": open_bucket,
+            "open_periods": open_periods,
+        })
+    }
+
     /// Serves one client until it leaves, stops answering, or the service
     /// shuts down. Generic over the socket halves so it can be tested
     /// without a network.
@@ -221,20 +237,19 @@ impl Feed {
         R: Stream<Item = Result<Message, axum::Error>> + Unpin,
     {
         let st = *sub.state.borrow_and_update();
-        let snapshot = json!({
-            "type": "snapshot",
-            "webinar_id": self.webinar_id,
-            "live": st.live,
-            "ts": st.ts,
-            "open_bucket": st.open_bucket.map(|b| open_bucket_json(&self.webinar_id, &b, st.ts)),
-            "recent_buckets": recent,
-        });
+        let mut snapshot = self.open_message("snapshot", &st);
+        snapshot["recent_buckets"] = json!(recent);
         if !send(&mut sink, snapshot).await {
             return;
         }
         let mut last_live = st.live;
         let mut next_push = Instant::now();
         let mut pending = false;
+        // The open bucket (presence and engagement) as last sent, and when
+        // it may next be sent.
+        let mut last_open = st;
+        let mut next_open = Instant::now() + OPEN_EVERY;
+        let mut open_pending = false;
         let mut ping = interval(PING_EVERY);
         ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
         ping.reset();
@@ -248,13 +263,25 @@ impl Feed {
                     }))).await;
                     break;
                 }
-                changed = sub.state.changed(), if !pending => {
+                changed = sub.state.changed(), if !(pending && open_pending) => {
                     if changed.is_err() { break; }
+                    // Seen: the branches below read the newest value.
+                    sub.state.borrow_and_update();
                     pending = true;
+                    open_pending = true;
+                }
+                _ = sleep_until(next_open), if open_pending => {
+                    open_pending = false;
+                    let st = *sub.state.borrow();
+                    if st != last_open {
+                        last_open = st;
+                        if !send(&mut sink, self.open_message("open", &st)).await { break; }
+                        next_open = Instant::now() + OPEN_EVERY;
+                    }
                 }
                 _ = sleep_until(next_push), if pending => {
                     pending = false;
-                    let st = *sub.state.borrow_and_update();
+                    let st = *sub.state.borrow();
                     if st.live != last_live {
                         last_live = st.live;
                         if !send(&mut sink, live_json(&self.webinar_id, &st)).await { break; }
@@ -336,6 +363,7 @@ mod tests {
                 ts: 10,
                 open_bucket: None,
                 open_periods: None,
+                engagement: [0; 7],
             },
         );
         let sub = hub.subscribe("w");
@@ -363,6 +391,7 @@ mod tests {
                 ts: 20,
                 open_bucket: None,
                 open_periods: None,
+                engagement: [0; 7],
             },
         );
         let first = text(out_rx.next().await.unwrap());
@@ -380,6 +409,7 @@ mod tests {
                     ts: 30,
                     open_bucket: None,
                     open_periods: None,
+                    engagement: [0; 7],
                 },
             );
             tokio::time::advance(Duration::from_millis(10)).await;
@@ -408,6 +438,72 @@ mod tests {
             other => panic!("expected a close frame, got {other:?}"),
         }
         task.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_open_bucket_goes_out_at_most_once_a_second_newest_first() {
+        let hub = LiveHub::new();
+        let w: Arc<str> = "w".into();
+        let state = |pings: u32, chat: u32| LiveState {
+            live: 1,
+            ts: 1_000 + i64::from(pings),
+            open_bucket: Some(crate::engine::PresenceStats {
+                bucket_start: 0,
+                bucket_end: 300_000,
+                pings,
+                ..Default::default()
+            }),
+            engagement: [chat, 0, 0, 0, 0, 0, 0],
+            open_periods: None,
+        };
+        hub.publish(&w, state(1, 0));
+        let sub = hub.subscribe("w");
+        let (out_tx, mut out_rx) = mpsc::unbounded::<Message>();
+        let (_in_tx, in_rx) = mpsc::unbounded::<Result<Message, axum::Error>>();
+        let feed = Feed {
+            webinar_id: "w".into(),
+            push_interval: Duration::from_millis(250),
+        };
+        let start = Instant::now();
+        let task = tokio::spawn(async move {
+            feed.run(
+                out_tx,
+                in_rx,
+                sub,
+                vec![],
+                tokio_util::sync::CancellationToken::new(),
+            )
+            .await
+        });
+        let snap = text(out_rx.next().await.unwrap());
+        assert_eq!(snap["open_bucket"]["engagement"]["chat"], 0);
+        assert_eq!(snap["open_bucket"]["pings"], 1);
+        // Ten changes within 100 ms; the live count stays 1.
+        for i in 2..12 {
+            hub.publish(&w, state(i, i / 2));
+            tokio::time::advance(Duration::from_millis(10)).await;
+        }
+        let open = text(out_rx.next().await.unwrap());
+        assert_eq!(open["type"], "open", "{open}");
+        assert_eq!(open["open_bucket"]["pings"], 11, "the newest: {open}");
+        assert_eq!(open["open_bucket"]["engagement"]["chat"], 5);
+        assert_eq!(open["live"], 1);
+        let first_at = Instant::now();
+        assert!(
+            first_at - start >= Duration::from_secs(1),
+            "not before a second"
+        );
+        hub.publish(&w, state(12, 6));
+        let open = text(out_rx.next().await.unwrap());
+        assert_eq!(open["open_bucket"]["pings"], 12);
+        assert!(
+            Instant::now() - first_at >= Duration::from_secs(1),
+            "one a second"
+        );
+        // Nothing changed: nothing is sent.
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert!(out_rx.try_recv().is_err(), "nothing pending");
+        task.abort();
     }
 
     #[tokio::test(start_paused = true)]

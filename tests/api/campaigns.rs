@@ -182,6 +182,42 @@ async fn campaign_reads_answer_from_the_rules() {
         json!({"total":1,"visits":1,"conversions":1,"cvr":100.0})
     );
     assert_eq!(v["webinars"]["live_viewers"], 1);
+    // Every link of the client: l1 with s1's link visits and e1 attributed
+    // to it.
+    let (status, v) = app
+        .get(&format!("/api/clients/c1/campaigns/links?{RANGE}"))
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let (_, one) = app
+        .get(&format!("/api/clients/c1/campaigns/links/l1/stats?{RANGE}"))
+        .await;
+    assert_eq!(
+        v["links"],
+        json!([one]),
+        "the same numbers as the link's own"
+    );
+    let (_, v) = app
+        .get(&format!("/api/clients/c2/campaigns/links?{RANGE}"))
+        .await;
+    assert_eq!(v["links"], json!([]));
+    // The client's webinars one by one: w-1 named by s1's visit and e1,
+    // peaking at 2 (u-1 and u-2 at 12:30), both still live at its clock
+    // (ticks lag a year behind).
+    let (status, v) = app.get(&format!("/api/clients/c1/webinars?{RANGE}")).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        v["webinars"],
+        json!([{"webinar_id":"w-1","live":2,"peak_concurrent":2,"registrations":1}])
+    );
+    let (_, v) = app.get(&format!("/api/clients/c2/webinars?{RANGE}")).await;
+    assert_eq!(
+        v["webinars"],
+        json!([{"webinar_id":"w-2","live":1,"peak_concurrent":1,"registrations":1}])
+    );
+    let (_, v) = app
+        .get("/api/clients/c1/webinars?from=2026-01-11&to=2026-01-11")
+        .await;
+    assert_eq!(v["webinars"], json!([]));
     let (_, v) = app
         .get("/api/clients/c1/statistics/overview?from=2026-01-11&to=2026-01-11")
         .await;
@@ -202,6 +238,8 @@ async fn client_tokens_read_their_own_client_and_its_webinars_only() {
         "/api/clients/{c}/campaigns/cmp-a/stats",
         "/api/clients/{c}/pageviews",
         "/api/clients/{c}/statistics/overview",
+        "/api/clients/{c}/webinars",
+        "/api/clients/{c}/campaigns/links",
     ] {
         let own = path.replace("{c}", "c1");
         let other = path.replace("{c}", "c2");

@@ -9,7 +9,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{now_ms, spawn_app, spawn_app_with};
 
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -55,6 +55,7 @@ async fn snapshot_then_live_counts_then_final_buckets() {
                 );
             }
             Some("live") => counts.push(m["live"].as_u64().unwrap()),
+            Some("open") => assert!(m["open_bucket"]["engagement"].is_object(), "{m}"),
             other => panic!("unexpected {other:?}: {m}"),
         }
     }
@@ -106,4 +107,50 @@ async fn shutdown_closes_sockets_with_1001() {
     assert_eq!(close.unwrap().code, CloseCode::Away);
     drop(ws);
     stopping.await.unwrap();
+}
+
+#[tokio::test]
+async fn the_open_bucket_carries_engagement_and_the_open_day() {
+    let app = spawn_app_with(serde_json::json!({"window": {"bucket_ms": 60_000}})).await;
+    let now = now_ms();
+    let batch = |kind: &str, viewer: &str| {
+        format!(
+            r#"{{"type":"activity","webinar_id":"w-eng","viewer_id":"{viewer}","kind":"{kind}","ts":{now}}}"#
+        )
+    };
+    let body = [
+        format!(r#"{{"type":"presence","webinar_id":"w-eng","viewer_id":"a","action":"ping","ts":{now}}}"#),
+        format!(r#"{{"type":"presence","webinar_id":"w-eng","viewer_id":"b","action":"ping","ts":{now}}}"#),
+        batch("chat", "a"),
+        batch("chat", "b"),
+        batch("question", "a"),
+    ]
+    .join("\n");
+    let (status, _) = app.post_batch(body, &app.token).await;
+    assert_eq!(status, 202);
+    app.wait_applied().await;
+    let (_, live) = app.get("/api/webinars/w-eng/live").await;
+    assert_eq!(live["open_bucket"]["engagement"]["chat"], 2, "{live}");
+    assert_eq!(live["open_bucket"]["engagement"]["question"], 1, "{live}");
+    assert_eq!(live["open_bucket"]["engagement"]["poll"], 0, "{live}");
+    assert_eq!(live["open_periods"]["day"]["unique_viewers"], 2, "{live}");
+
+    let url = format!("ws://{}/ws/webinars/w-eng?token={}", app.addr, app.token);
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let snapshot = next_json(&mut ws).await;
+    assert_eq!(
+        snapshot["open_bucket"]["engagement"]["chat"], 2,
+        "{snapshot}"
+    );
+    assert_eq!(snapshot["open_periods"]["hour"]["unique_viewers"], 2);
+    let (status, _) = app.post_batch(batch("poll", "b"), &app.token).await;
+    assert_eq!(status, 202);
+    // The next update of the open bucket has the poll.
+    loop {
+        let m = next_json(&mut ws).await;
+        if m["type"] == "open" && m["open_bucket"]["engagement"]["poll"] == 1 {
+            assert_eq!(m["open_bucket"]["engagement"]["chat"], 2, "{m}");
+            break;
+        }
+    }
 }
