@@ -5,19 +5,18 @@
 //   link totals, webinar totals and the quality rates (DESIGN §4 rule 9);
 // - GET /api/clients/{id}/campaigns/summary    conversions by source,
 //   medium, campaign and all three, and how they were attributed;
-// - GET /api/clients/{id}/campaigns/links/{link}/stats  one link's visits,
-//   conversions and CVR: the service has no list of a client's links, so
-//   the table holds the links added here (kept in this browser);
-// - GET /api/clients/{id}/webinars             its webinars, live and peak.
+// - GET /api/clients/{id}/campaigns/links      every link with a visit or
+//   an attributed conversion in the range: visits, conversions, CVR;
+// - GET /api/clients/{id}/webinars             its webinars in the range:
+//   registrations, peak, viewers live now.
 //
 // The range is in the page's address (?from=&to=, dates), so a reload or a
 // shared link keeps it; the token is not (see common.js).
 
-import { $, api, ApiError, fmt, h, isAuthError, pathId, showProblem, withToken } from './common.js';
+import { $, api, fmt, h, isAuthError, pathId, showProblem, withToken } from './common.js';
 
 const id = pathId('/dashboard/clients/');
 const base = `/api/clients/${encodeURIComponent(id)}`;
-const LINKS_KEY = `eventflow.links.${id}`;
 const DEFAULT_DAYS = 30;
 
 const QUALITY = [
@@ -87,24 +86,6 @@ function renderRange() {
 
 // --- links --------------------------------------------------------------------
 
-function savedLinks() {
-  try {
-    const v = JSON.parse(localStorage.getItem(LINKS_KEY) ?? '[]');
-    return Array.isArray(v) ? v.filter((l) => typeof l === 'string') : [];
-  } catch {
-    return [];
-  }
-}
-
-function saveLinks(links) {
-  try {
-    localStorage.setItem(LINKS_KEY, JSON.stringify(links));
-  } catch {
-    // Not kept: the table still shows them until the page closes.
-  }
-}
-
-let links = savedLinks();
 let linkRows = [];
 let sort = { key: 'visits', dir: 'descending' };
 
@@ -113,65 +94,32 @@ function compare(a, b) {
   const sign = dir === 'ascending' ? 1 : -1;
   const va = a[key];
   const vb = b[key];
-  // Rows without a number (unknown links, no CVR) go last either way.
-  if (va === null || va === undefined) return vb === null || vb === undefined ? a.link_id.localeCompare(b.link_id) : 1;
-  if (vb === null || vb === undefined) return -1;
+  // A link without visits has no CVR: last, whichever the direction.
+  if (va === null) return vb === null ? a.link_id.localeCompare(b.link_id) : 1;
+  if (vb === null) return -1;
   const c = typeof va === 'string' ? va.localeCompare(vb) : va - vb;
   return c * sign || a.link_id.localeCompare(b.link_id);
 }
 
-function renderLinks() {
+function renderLinks(r) {
+  if (r) linkRows = r.links;
   for (const th of document.querySelectorAll('#links th[data-sort]')) {
     th.setAttribute('aria-sort', th.dataset.sort === sort.key ? sort.dir : 'none');
   }
   const rows = [...linkRows].sort(compare);
   $('links').tBodies[0].replaceChildren(
-    ...rows.map((r) =>
+    ...rows.map((l) =>
       h(
         'tr',
-        { dataset: { link: r.link_id } },
-        h('td', {}, r.link_id),
-        h('td', {}, r.error ? '' : fmt.int(r.visits)),
-        h('td', {}, r.error ? '' : fmt.int(r.conversions)),
-        h('td', {}, r.error ? h('span', { class: 'muted' }, r.error) : fmt.pct(r.cvr)),
-        h(
-          'td',
-          {},
-          h(
-            'button',
-            {
-              type: 'button',
-              class: 'link',
-              'aria-label': `Stop following ${r.link_id}`,
-              title: 'Remove',
-              onclick: () => {
-                links = links.filter((l) => l !== r.link_id);
-                saveLinks(links);
-                linkRows = linkRows.filter((x) => x.link_id !== r.link_id);
-                renderLinks();
-              },
-            },
-            '×',
-          ),
-        ),
+        { dataset: { link: l.link_id } },
+        h('td', {}, l.link_id),
+        h('td', {}, fmt.int(l.visits)),
+        h('td', {}, fmt.int(l.conversions)),
+        h('td', {}, fmt.pct(l.cvr)),
       ),
     ),
   );
-}
-
-async function linkRow(link, signal) {
-  try {
-    const r = await api(`${base}/campaigns/links/${encodeURIComponent(link)}/stats?from=${range.from}&to=${range.to}`, { signal });
-    return { link_id: link, visits: r.visits, conversions: r.conversions, cvr: r.cvr };
-  } catch (e) {
-    if (e instanceof ApiError && e.status === 404) {
-      return { link_id: link, visits: null, conversions: null, cvr: null, error: 'no visits or conversions of this client' };
-    }
-    if (e instanceof ApiError && e.status === 400) {
-      return { link_id: link, visits: null, conversions: null, cvr: null, error: e.message };
-    }
-    throw e;
-  }
+  $('links-empty').hidden = rows.length > 0;
 }
 
 // --- the numbers ----------------------------------------------------------------
@@ -225,11 +173,11 @@ function renderOverview(o) {
   $('kpi-cvr').textContent = fmt.pct(o.campaigns.cvr);
   $('kpi-campaigns').textContent = fmt.int(o.campaigns.total);
   $('links-totals').textContent =
-    `In this range: ${fmt.int(o.links.total)} links seen, ${fmt.int(o.links.active)} with visits; ` +
-    `${fmt.int(o.links.total_visits)} visits and ${fmt.int(o.links.total_conversions)} conversions through links.`;
+    `In this range: links seen ${fmt.int(o.links.total)}, with visits ${fmt.int(o.links.active)}; ` +
+    `visits through links ${fmt.int(o.links.total_visits)}, conversions through links ${fmt.int(o.links.total_conversions)}.`;
   $('webinar-totals').textContent =
-    `In this range: ${fmt.int(o.webinars.total)} webinars, ${fmt.int(o.webinars.registrations)} registrations, ` +
-    `${fmt.int(o.webinars.live_viewers)} distinct live viewers, a peak of ${fmt.int(o.webinars.peak_concurrent)} at once.`;
+    `In this range: webinars ${fmt.int(o.webinars.total)}, registrations ${fmt.int(o.webinars.registrations)}, ` +
+    `distinct live viewers ${fmt.int(o.webinars.live_viewers)}, peak ${fmt.int(o.webinars.peak_concurrent)} at once.`;
   $('quality').replaceChildren(
     ...QUALITY.map(([key, label, sentence]) =>
       h(
@@ -271,17 +219,8 @@ async function load() {
   const parts = await Promise.allSettled([
     api(`${base}/statistics/overview?${q}`, { signal }).then(renderOverview),
     api(`${base}/campaigns/summary?${q}`, { signal }).then(renderSummary),
-    Promise.all(links.map((l) => linkRow(l, signal))).then((rows) => {
-      linkRows = rows;
-      renderLinks();
-    }),
-    api(`${base}/webinars`, { signal }).then(renderWebinars, (e) => {
-      if (!(e instanceof ApiError && e.status === 404)) throw e;
-      // A service without the list of a client's webinars: say so here.
-      $('webinars').tBodies[0].replaceChildren();
-      $('webinars-empty').textContent = 'This service does not list a client’s webinars.';
-      $('webinars-empty').hidden = false;
-    }),
+    api(`${base}/campaigns/links?${q}`, { signal }).then(renderLinks),
+    api(`${base}/webinars?${q}`, { signal }).then(renderWebinars),
   ]);
   if (signal.aborted) return;
   const failed = parts.filter((p) => p.status === 'rejected').map((p) => p.reason);
@@ -316,23 +255,5 @@ for (const th of document.querySelectorAll('#links th[data-sort]')) {
     renderLinks();
   });
 }
-$('add-link').addEventListener('submit', async (e) => {
-  e.preventDefault();
-  const link = $('link-id').value.trim();
-  if (!link) return;
-  $('link-id').value = '';
-  if (!links.includes(link)) {
-    links.push(link);
-    saveLinks(links);
-  }
-  try {
-    const row = await linkRow(link);
-    linkRows = [...linkRows.filter((r) => r.link_id !== link), row];
-    renderLinks();
-  } catch (err) {
-    showProblem($('problem'), err, `--client ${id}`);
-  }
-});
-
 if (!id) showProblem($('problem'), new Error('no client in the address: open /dashboard/clients/<client id>'), '--client <id>');
 else load();

@@ -54,9 +54,9 @@ async function client(clientId) {
   $('client-title').textContent = `Client ${clientId}`;
   $('client-link').href = withToken(clientPage(clientId));
   $('client-section').hidden = false;
-  $('webinars-title').textContent = 'Webinars';
+  $('webinars-title').textContent = 'Webinars of the last 30 days';
   const r = await api(`/api/clients/${encodeURIComponent(clientId)}/webinars`);
-  $('webinars-empty').textContent = 'No webinar is named on this client’s visits or registrations yet.';
+  $('webinars-empty').textContent = 'No webinar is named on this client’s visits or registrations of the last 30 days.';
   table(
     [['Webinar'], ['Live now', true], ['Peak', true], ['Registrations', true]],
     r.webinars.map((w) =>
