@@ -332,6 +332,63 @@ describe('the webinar dashboard', () => {
   });
 });
 
+describe('the webinar dashboard while buckets close', () => {
+  // Five-second buckets and no idle lag: buckets close as the test watches.
+  let fast;
+  before(async () => {
+    fast = await startService({ EVENTFLOW__WINDOW__BUCKET_MS: '5000', EVENTFLOW__WINDOW__IDLE_LAG_MS: '0' });
+  });
+  after(() => fast?.stop());
+
+  it('adds each final bucket to the table and never loses engagement on the way', async () => {
+    const webinar = unique('w');
+    const token = await fast.mint('--webinar', webinar);
+    const send = async (events) => {
+      const r = await fetch(`${fast.url}/api/events`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${fast.token}`, 'content-type': 'application/json' },
+        body: JSON.stringify(events),
+      });
+      assert.equal(r.status, 202);
+    };
+    await send([{ type: 'presence', webinar_id: webinar, viewer_id: 'v1', action: 'ping' }]);
+    const { context, page, errors } = await open();
+    await page.goto(`${fast.url}/dashboard/webinars/${webinar}#token=${token}`);
+    await page.locator('#state[data-state="live"]').waitFor();
+    assert.equal(await text(page, '#buckets-empty'), 'No bucket is final yet.');
+    const chats = [];
+    const sample = setInterval(async () => {
+      const t = await page.locator('#engagement [data-kind="chat"]').innerText().catch(() => null);
+      if (t && t !== '–') chats.push(number(t));
+    }, 100);
+    let sent = 0;
+    try {
+      // A chat a second for twelve seconds: three buckets close meanwhile.
+      for (let i = 0; i < 12; i++) {
+        await send([
+          { type: 'activity', webinar_id: webinar, viewer_id: 'v1', kind: 'chat' },
+          { type: 'presence', webinar_id: webinar, viewer_id: `v${i % 3}`, action: 'ping' },
+        ]);
+        sent += 1;
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+      await eventually('every chat is shown', async () => number(await text(page, '#engagement [data-kind="chat"]')) === sent);
+    } finally {
+      clearInterval(sample);
+    }
+    for (let i = 1; i < chats.length; i++) {
+      assert.ok(chats[i] >= chats[i - 1], `the chat count went back: ${chats.join(' ')}`);
+    }
+    const starts = await page.locator('#buckets tbody tr').evaluateAll((trs) => trs.map((tr) => Number(tr.dataset.start)));
+    assert.ok(starts.length >= 2, `buckets appeared without a reload: ${starts}`);
+    assert.deepEqual(starts, [...starts].sort((a, b) => b - a), 'newest first');
+    assert.match(await text(page, '#buckets tbody tr td'), /^\d{2}:\d{2}:\d{2}\s?–\s?\d{2}:\d{2}:\d{2}$/, 'seconds for buckets under a minute');
+    assert.equal(await text(page, '.bucket-len'), '5-second');
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+});
+
 describe('the client page', () => {
   const client = unique('c');
   const campaign = unique('cmp');
