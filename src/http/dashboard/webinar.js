@@ -415,7 +415,7 @@ function drawChart() {
         y: { range: (u, min, max) => [0, Math.max(4, Math.ceil((max ?? 0) * 1.15))] },
       },
       axes: [
-        { ...axis, values: (u, ticks) => ticks.map((t) => fmt.time(t * SECOND)) },
+        { ...axis, size: 36, values: (u, ticks) => ticks.map((t) => fmt.time(t * SECOND)) },
         { ...axis, incrs: steps, size: 48, values: (u, ticks) => ticks.map((v) => fmt.int(v)) },
       ],
       series: [
