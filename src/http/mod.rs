@@ -19,7 +19,7 @@ use axum::Router;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use serde_json::json;
 use tokio::sync::watch;
@@ -71,8 +71,9 @@ pub type AppState = Arc<Inner>;
 pub enum Access {
     /// Browser ingest: no token; CORS, the origin check and the rate limit.
     Public,
-    /// Health, readiness, metrics, the dashboard page and the browser SDK:
-    /// no token.
+    /// Health, readiness, metrics, the dashboard's pages and files and the
+    /// browser SDK: no token (pages hold no data; their scripts read it
+    /// with the token they were opened with).
     Open,
     /// An admin token.
     Admin,
@@ -203,8 +204,26 @@ fn routes() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
         r("/healthz", "GET", Open, get(healthz)),
         r("/readyz", "GET", Open, get(readyz)),
         r("/metrics", "GET", Open, get(metrics)),
-        r("/", "GET", Open, get(dashboard)),
         r("/sdk/eventflow.js", "GET", Open, get(assets::sdk)),
+        r("/", "GET", Open, get(assets::index_page)),
+        r(
+            "/dashboard/webinars/{webinar_id}",
+            "GET",
+            Open,
+            get(assets::webinar_page),
+        ),
+        r(
+            "/dashboard/clients/{client_id}",
+            "GET",
+            Open,
+            get(assets::client_page),
+        ),
+        r(
+            "/dashboard/assets/{*file}",
+            "GET",
+            Open,
+            get(assets::dashboard_asset),
+        ),
     ]
 }
 
@@ -404,10 +423,6 @@ async fn metrics(State(s): State<AppState>) -> Response {
         s.metrics.encode(),
     )
         .into_response()
-}
-
-async fn dashboard() -> Html<&'static str> {
-    Html(include_str!("dashboard.html"))
 }
 
 /// Every way a request can fail, with its status and a JSON body
