@@ -292,6 +292,18 @@ describe('the webinar dashboard', () => {
     await context.close();
   });
 
+  it('opens before anyone joined, and shows the first viewer when they do', async () => {
+    const fresh = unique('w-fresh');
+    const freshToken = await svc.mint('--webinar', fresh);
+    const { context, page } = await open();
+    await page.goto(`${svc.url}/dashboard/webinars/${fresh}#token=${freshToken}`);
+    await page.locator('#state[data-state="live"]').waitFor();
+    assert.equal(await shown(page, '#live'), 0);
+    await post([{ type: 'presence', webinar_id: fresh, viewer_id: 'first', action: 'ping' }]);
+    await eventually('the first viewer shows', async () => (await shown(page, '#live')) === 1);
+    await context.close();
+  });
+
   it('tells a token for another webinar, or none, how to open the page', async () => {
     const other = await svc.mint('--webinar', unique('w-other'));
     const { context, page, sockets } = await open();

@@ -91,8 +91,10 @@ async function connect() {
   try {
     now = await api(`${api_base}/live`);
   } catch (e) {
-    if (isAuthError(e) || (e.status >= 400 && e.status < 500 && e.status !== 429)) return refuse(e);
-    return retryLater();
+    // 404: nobody has joined yet; the feed shows the first viewer.
+    if (e.status === 404) now = { live: 0, open_bucket: null, open_periods: null };
+    else if (isAuthError(e) || (e.status >= 400 && e.status < 500 && e.status !== 429)) return refuse(e);
+    else return retryLater();
   }
   apply(now);
   if (s.historyFrom === null) {
