@@ -8,14 +8,18 @@
 //                    lists in http.allowed_origins
 //   CHROMIUM         the browser (default /usr/bin/chromium)
 //
+//   E2E_SCREENSHOTS  where tests save screenshots (default: a new
+//                    temporary directory, named in the test output)
+//
 // Tests get the service (`service`), a page server on a second origin
 // (`startPages`), a browser (`launchBrowser`), a clock that stands still
-// (`pauseClock`), extra services with other settings (`startService`), and
-// `eventually` to wait for a condition.
+// (`pauseClock`), extra services with other settings that can be restarted
+// (`startService`), `eventually` to wait for a condition, and a directory
+// for screenshots (`screenshotDir`).
 
 import { spawn, execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -139,7 +143,9 @@ export function launchBrowser() {
  * page origin allowed) with `env` added to its environment
  * (`EVENTFLOW__SECTION__KEY` settings), and waits until it is ready.
  * Returns a Service with `mint(...args)` (runs `eventflow token ...` with
- * its secret) and `stop()`.
+ * its secret), `restart()` (stops it as an operator would, with SIGTERM,
+ * and starts it again on the same address and data; resolves once it is
+ * ready again) and `stop()`.
  */
 export async function startService(env = {}) {
   const bin = process.env.EVENTFLOW_BIN;
@@ -155,25 +161,39 @@ export async function startService(env = {}) {
     EVENTFLOW__AUTH__SECRET: randomBytes(32).toString('hex'),
     ...env,
   };
-  const child = spawn(bin, ['serve'], { env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (d) => (stderr += d));
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+  let child = null;
+  let exited = Promise.resolve();
+  const halt = async () => {
+    if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
     await exited;
-    await rm(dir, { recursive: true, force: true });
   };
-  try {
-    const url = await new Promise((resolve, reject) => {
+  // Runs the service on `addr` until it prints its address; that address.
+  const launch = (addr) => {
+    const running = spawn(bin, ['serve'], {
+      env: { ...fullEnv, EVENTFLOW__HTTP__ADDR: addr },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child = running;
+    let stderr = '';
+    running.stderr.on('data', (d) => (stderr += d));
+    exited = new Promise((resolve) => running.once('exit', resolve));
+    return new Promise((resolve, reject) => {
       let stdout = '';
-      child.stdout.on('data', (d) => {
+      running.stdout.on('data', (d) => {
         stdout += d;
         const m = /Dashboard: (http:\/\/[0-9.]+:[0-9]+)\//.exec(stdout);
         if (m) resolve(m[1]);
       });
-      child.once('exit', (code) => reject(new Error(`the service exited (${code}):\n${stderr}`)));
+      running.once('exit', (code) => reject(new Error(`the service exited (${code}):\n${stderr}`)));
     });
+  };
+  const ready = (url) => eventually('the service is ready', async () => (await fetch(url + '/readyz')).ok);
+  const stop = async () => {
+    await halt();
+    await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    const url = await launch(fullEnv.EVENTFLOW__HTTP__ADDR);
     const mint = async (...args) => {
       const { stdout } = await promisify(execFile)(bin, ['token', ...args], { env: fullEnv });
       return stdout.trim();
@@ -181,10 +201,25 @@ export async function startService(env = {}) {
     const started = new Service(url, await mint('--admin'));
     started.mint = mint;
     started.stop = stop;
-    await eventually('the service is ready', async () => (await fetch(url + '/readyz')).ok);
+    started.restart = async () => {
+      await halt();
+      await launch(new URL(url).host);
+      await ready(url);
+    };
+    await ready(url);
     return started;
   } catch (e) {
     await stop();
     throw e;
   }
+}
+
+let screenshots;
+
+/** The directory screenshots go to (E2E_SCREENSHOTS, or one made once per run). */
+export async function screenshotDir() {
+  screenshots ??= process.env.E2E_SCREENSHOTS
+    ? mkdir(process.env.E2E_SCREENSHOTS, { recursive: true }).then(() => process.env.E2E_SCREENSHOTS)
+    : mkdtemp(join(tmpdir(), 'eventflow-screenshots-'));
+  return screenshots;
 }

@@ -264,7 +264,7 @@ describe('webinar presence', () => {
     const { context, page, requests } = await open({ webinarId: webinar, viewerId: 'u-1', allowAutomation: true });
     await pauseClock(page);
     const pings = () => requests.filter((r) => r.url().endsWith(`/api/webinars/${webinar}/presence/ping`)).length;
-    const live = async () => (await service.get(`/api/webinars/${webinar}/live`)).body.live;
+    const live = async () => (await service.get(`/api/webinars/${webinar}/live`)).body.live ?? 0;
 
     await page.goto(pages.url('/webinar'));
     await eventually('a ping on load', () => pings() === 1);

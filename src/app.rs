@@ -51,6 +51,8 @@ pub struct Application {
     /// service stops with this error.
     store_failed: Arc<std::sync::OnceLock<String>>,
     background: Vec<tokio::task::JoinHandle<()>>,
+    /// Held until the service has stopped.
+    _dir_lock: crate::datadir::DirLock,
 }
 
 impl Application {
@@ -63,6 +65,7 @@ impl Application {
         let data_dir = settings.data.dir.clone();
         std::fs::create_dir_all(&data_dir)
             .with_context(|| format!("creating {}", data_dir.display()))?;
+        let dir_lock = crate::datadir::lock(&data_dir)?;
         let nats_mode = settings.nats.url.as_ref().map(|_| settings.nats.mode);
         let streamed = nats_mode == Some(NatsMode::Jetstream);
         // The local log is the source of truth without NATS; with JetStream
@@ -99,7 +102,10 @@ impl Application {
         };
         let unreachable = match store.ping().await {
             Ok(()) => None,
-            Err(e) if !store.is_sqlite() => Some(e.to_string()),
+            Err(e) if !store.is_sqlite() => Some(format!(
+                "Postgres at {}: {e}",
+                crate::util::redact_credentials(settings.postgres.url.as_deref().unwrap_or(""))
+            )),
             Err(e) => return Err(e).context("opening the embedded store"),
         };
 
@@ -192,7 +198,7 @@ impl Application {
         };
         let websockets =
             http::ws::Gate::new(max_websockets, settings.limits.max_websockets_per_token);
-        let listener = TcpListener::bind(settings.http.addr)
+        let listener = TcpListener::bind(settings.http.addr.as_str())
             .await
             .with_context(|| format!("binding {}", settings.http.addr))?;
 
@@ -226,6 +232,14 @@ impl Application {
             .url
             .as_ref()
             .map(|_| crate::cache::CacheFeed::new());
+        // Redis is optional at every moment, but whether it answers at start
+        // is said at once (startup line, /readyz), not at the first write.
+        if let Some(url) = &settings.redis.url
+            && let Err(why) = crate::cache::check(url).await
+        {
+            tracing::warn!(error = %why, "Redis is unreachable; the service starts, the cache is filled when it answers");
+            ready_tx.send_modify(|r| r.degraded.push(("redis".into(), why)));
+        }
         let mut background = Vec::new();
 
         let subjects = nats::Subjects::new(&settings.nats.subject_prefix);
@@ -422,6 +436,7 @@ impl Application {
             store_writer,
             store_failed,
             background,
+            _dir_lock: dir_lock,
         })
     }
 
@@ -449,24 +464,35 @@ impl Application {
     /// Logs what is enabled and where to look.
     pub fn announce(&self) {
         let s = &self.state.settings;
-        let on_off = |v: &Option<String>| if v.is_some() { "on" } else { "off" };
+        let degraded = self.state.ready.borrow().degraded.clone();
+        let status = |part: &str, url: &Option<String>| match url {
+            None => "off",
+            Some(_) if degraded.iter().any(|(p, _)| p == part) => "unreachable",
+            Some(_) => "on",
+        };
+        let log = match (&s.nats.url, s.nats.mode) {
+            (None, _) => format!("local event log in {}", s.log_dir().display()),
+            (Some(_), NatsMode::Jetstream) => format!("JetStream stream {}", s.nats.stream),
+            (Some(_), NatsMode::Core) => "core NATS (no replayable log)".to_owned(),
+        };
         tracing::info!(
             addr = %self.local_addr(),
             data = %s.data.dir.display(),
             store = if s.postgres.url.is_some() { "postgres" } else { "embedded sqlite" },
-            nats = on_off(&s.nats.url),
-            redis = on_off(&s.redis.url),
+            postgres = status("store", &s.postgres.url),
+            nats = status("nats", &s.nats.url),
+            redis = status("redis", &s.redis.url),
             bucket_ms = s.window.bucket_ms,
             ttl_ms = s.presence.ttl_ms,
-            "EventFlow is serving: HTTP ingest, local event log, live WebSockets"
+            "EventFlow is serving: HTTP ingest, {log}, live WebSockets"
         );
         let base = format!("http://{}", self.local_addr());
         if self.secret_generated {
             let token = self.admin_token();
             tracing::info!("no auth.secret is set: tokens are signed with a key made for this run");
-            println!("\n    Dashboard: {base}/?token={token}\n    API token: {token}\n");
+            println!("\n    Dashboard: {base}/#token={token}\n    API token: {token}\n");
         } else {
-            println!("\n    Dashboard: {base}/?token=<token from `eventflow token --admin`>\n");
+            println!("\n    Dashboard: {base}/#token=<token from `eventflow token --admin`>\n");
         }
     }
 

@@ -153,6 +153,24 @@ pub async fn connect(url: &str) -> Result<ConnectionManager, ::redis::RedisError
     ConnectionManager::new_with_config(client, config).await
 }
 
+/// Whether Redis at `url` answers a PING within the response timeout; the
+/// error names Redis and its URL (without credentials).
+pub async fn check(url: &str) -> Result<(), String> {
+    let name = crate::util::redact_credentials(url);
+    let ping = async {
+        let mut c = connect(url).await?;
+        ::redis::cmd("PING").query_async::<()>(&mut c).await
+    };
+    match tokio::time::timeout(2 * RESPONSE_TIMEOUT, ping).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("Redis at {name}: {e}")),
+        Err(_) => Err(format!(
+            "Redis at {name}: no answer in {:?}",
+            2 * RESPONSE_TIMEOUT
+        )),
+    }
+}
+
 /// Drains the feed into Redis until shutdown, retrying with capped,
 /// jittered backoff and reporting Redis on `/readyz` while it is down.
 #[allow(clippy::too_many_arguments)]
@@ -169,7 +187,9 @@ pub async fn writer(
 ) {
     let mut conn: Option<ConnectionManager> = None;
     let mut attempt = 0u32;
-    let mut reload = false;
+    // The first round fills Redis from the store and the engine (it keeps
+    // nothing across its own restarts), and says at once whether it answers.
+    let mut reload = true;
     loop {
         tokio::select! {
             _ = feed.wake.notified() => {}
@@ -222,15 +242,20 @@ pub async fn writer(
         .await;
         match result {
             Ok(()) => {
-                if attempt > 0 {
-                    tracing::info!("Redis is back; the cache caught up");
+                let marked = ready
+                    .borrow()
+                    .degraded
+                    .iter()
+                    .any(|(part, _)| part == "redis");
+                if attempt > 0 || marked {
+                    tracing::info!("Redis answers; the cache caught up");
                     ready.send_modify(|r| r.degraded.retain(|(part, _)| part != "redis"));
                 }
                 attempt = 0;
                 reload = false;
             }
             Err(e) => {
-                let why = e.to_string();
+                let why = format!("Redis at {}: {e}", crate::util::redact_credentials(&url));
                 if attempt == 0 {
                     tracing::warn!(error = %why, "writing to Redis failed; retrying, aggregation goes on");
                 }

@@ -3,7 +3,6 @@
 //! environment variables `EVENTFLOW__<SECTION>__<KEY>`. Unknown keys are
 //! errors, so a misspelt setting never goes unnoticed.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use figment::Figment;
@@ -11,6 +10,59 @@ use figment::providers::{Env, Format, Toml};
 use serde::{Deserialize, Serialize};
 
 use crate::engine::EngineConfig;
+
+/// The valid range of every numeric key: `(key, min, max)`, inclusive.
+/// Rules between keys (a bucket divides an hour, WebSockets fewer than
+/// connections, …) are checked beside these.
+pub const RANGES: [(&str, i64, i64); 24] = [
+    ("http.rate_limit_per_sec", 0, 1_000_000),
+    ("window.bucket_ms", 1_000, 3_600_000),
+    ("window.late_ms", 0, DAY_MS),
+    ("window.max_future_ms", 0, DAY_MS),
+    ("window.idle_lag_ms", 0, i64::MAX),
+    ("presence.ttl_ms", 1_000, DAY_MS),
+    ("live.push_interval_ms", 1, 60_000),
+    ("attribution.window_days", 1, 365),
+    ("log.compress_after_days", 0, 36_500),
+    ("log.retain_days", 1, 36_500),
+    ("log.checkpoint_interval_ms", 100, 3_600_000),
+    ("nats.retain_days", 1, 36_500),
+    ("nats.max_bytes", 0, i64::MAX),
+    ("nats.duplicate_window_ms", 1_000, DAY_MS),
+    ("nats.ack_wait_ms", 2_000, DAY_MS),
+    ("nats.publish_timeout_ms", 1, 60_000),
+    ("limits.max_connections", 2, 1_000_000),
+    ("limits.max_websockets", 1, 1_000_000),
+    ("limits.max_websockets_per_token", 1, 1_000_000),
+    ("limits.header_timeout_ms", 1, 600_000),
+    ("limits.body_timeout_ms", 1, 3_600_000),
+    ("limits.ws_max_message_bytes", 125, 16 << 20),
+    ("limits.max_public_entities", 1, 100_000_000),
+    ("limits.new_entities_per_minute", 0, 1_000_000),
+];
+
+const DAY_MS: i64 = 86_400_000;
+
+/// `http.addr` is `host:port`: a port, and a host that is an address or a
+/// name (IPv6 in brackets).
+fn check_addr(addr: &str) -> anyhow::Result<()> {
+    let bad = || {
+        anyhow::anyhow!(
+            "http.addr: {addr:?} is not host:port (e.g. 127.0.0.1:8080, localhost:8080, [::]:8080)"
+        )
+    };
+    let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
+    port.parse::<u16>().map_err(|_| bad())?;
+    let name_ok = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+    let v6_ok = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .is_some_and(|h| h.parse::<std::net::Ipv6Addr>().is_ok());
+    if name_ok || v6_ok { Ok(()) } else { Err(bad()) }
+}
 
 /// The built-in defaults.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
@@ -41,7 +93,9 @@ pub struct Settings {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Http {
-    pub addr: SocketAddr,
+    /// `host:port`: an address (`0.0.0.0:8080`, `[::1]:8080`) or a host
+    /// name (`localhost:8080`), resolved when the service binds.
+    pub addr: String,
     pub allowed_origins: Vec<String>,
     pub rate_limit_per_sec: u32,
     pub trusted_proxies: Vec<String>,
@@ -313,7 +367,7 @@ pub fn check_secret(secret: &str) -> anyhow::Result<()> {
         .collect();
     let placeholder = PLACEHOLDER_SECRETS.iter().any(|p| {
         !folded.is_empty()
-            && folded.len() % p.len() == 0
+            && folded.len().is_multiple_of(p.len())
             && folded == p.repeat(folded.len() / p.len())
     });
     if placeholder {
@@ -356,18 +410,20 @@ impl Settings {
         Ok(settings)
     }
 
-    /// Checks the values against their rules, naming the key.
+    /// Checks the values against their rules, naming the key. Every
+    /// numeric key has the range in [`RANGES`] (documented in the README).
     pub fn validate(&self) -> anyhow::Result<()> {
+        for (key, min, max) in RANGES {
+            let value = self.number(key);
+            if !(min..=max).contains(&value) {
+                anyhow::bail!("{key}: {value} is outside {min}..={max}");
+            }
+        }
         self.engine().validate()?;
         if 3_600_000 % self.window.bucket_ms != 0 {
-            anyhow::bail!("window.bucket_ms: must divide an hour (3600000)");
+            anyhow::bail!("window.bucket_ms: must divide an hour (3600000), as 60000 or 300000 do");
         }
-        if self.window.idle_lag_ms < 0 {
-            anyhow::bail!("window.idle_lag_ms: must not be negative");
-        }
-        if self.live.push_interval_ms == 0 {
-            anyhow::bail!("live.push_interval_ms: must be at least 1");
-        }
+        check_addr(&self.http.addr)?;
         if jiff::tz::TimeZone::get(&self.stats.timezone).is_err() {
             anyhow::bail!(
                 "stats.timezone: {:?} is not an IANA time zone",
@@ -399,6 +455,40 @@ impl Settings {
             }
         }
         Ok(())
+    }
+
+    /// The value of a numeric key of [`RANGES`].
+    fn number(&self, key: &str) -> i64 {
+        let l = &self.limits;
+        let n = &self.nats;
+        let as_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        match key {
+            "http.rate_limit_per_sec" => i64::from(self.http.rate_limit_per_sec),
+            "window.bucket_ms" => self.window.bucket_ms,
+            "window.late_ms" => self.window.late_ms,
+            "window.max_future_ms" => self.window.max_future_ms,
+            "window.idle_lag_ms" => self.window.idle_lag_ms,
+            "presence.ttl_ms" => self.presence.ttl_ms,
+            "live.push_interval_ms" => as_i64(self.live.push_interval_ms),
+            "attribution.window_days" => i64::from(self.attribution.window_days),
+            "log.compress_after_days" => i64::from(self.log.compress_after_days),
+            "log.retain_days" => i64::from(self.log.retain_days),
+            "log.checkpoint_interval_ms" => as_i64(self.log.checkpoint_interval_ms),
+            "nats.retain_days" => i64::from(n.retain_days),
+            "nats.max_bytes" => n.max_bytes,
+            "nats.duplicate_window_ms" => as_i64(n.duplicate_window_ms),
+            "nats.ack_wait_ms" => as_i64(n.ack_wait_ms),
+            "nats.publish_timeout_ms" => as_i64(n.publish_timeout_ms),
+            "limits.max_connections" => as_i64(l.max_connections as u64),
+            "limits.max_websockets" => as_i64(l.max_websockets as u64),
+            "limits.max_websockets_per_token" => as_i64(l.max_websockets_per_token as u64),
+            "limits.header_timeout_ms" => as_i64(l.header_timeout_ms),
+            "limits.body_timeout_ms" => as_i64(l.body_timeout_ms),
+            "limits.ws_max_message_bytes" => as_i64(l.ws_max_message_bytes as u64),
+            "limits.max_public_entities" => as_i64(l.max_public_entities as u64),
+            "limits.new_entities_per_minute" => i64::from(l.new_entities_per_minute),
+            other => unreachable!("{other} is not a numeric key"),
+        }
     }
 
     fn validate_nats(&self) -> anyhow::Result<()> {
@@ -497,7 +587,7 @@ mod tests {
     #[test]
     fn defaults_match_the_contract() {
         let s = Settings::from_figment(Figment::from(Toml::string(DEFAULT_TOML))).unwrap();
-        assert_eq!(s.http.addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.http.addr, "127.0.0.1:8080");
         assert!(s.http.allowed_origins.is_empty());
         assert_eq!(s.data.dir, PathBuf::from("./data"));
         assert!(s.nats.url.is_none() && s.redis.url.is_none() && s.postgres.url.is_none());
@@ -567,6 +657,59 @@ mod tests {
         assert!(
             err("limits.ws_max_message_bytes", 100.into()).contains("limits.ws_max_message_bytes")
         );
+        assert!(err("window.bucket_ms", 1.into()).contains("outside 1000..=3600000"));
+        assert!(err("http.addr", "8080".into()).contains("http.addr"));
+        assert!(err("http.addr", "local host:80".into()).contains("http.addr"));
+        assert!(err("http.addr", "[::1:80".into()).contains("http.addr"));
+    }
+
+    /// Just past either end of its range, every numeric key is refused by
+    /// name (at the end where a value of its type exists), and each end
+    /// itself is not refused for being out of range.
+    #[test]
+    fn every_numeric_key_is_checked_against_its_range() {
+        let with = |key: &str, value: i128| {
+            let (section, field) = key.split_once('.').unwrap();
+            let mut map = serde_json::Map::new();
+            map.insert(section.into(), serde_json::json!({ field: value as i64 }));
+            let f = Figment::from(Toml::string(DEFAULT_TOML)).merge(Serialized::defaults(map));
+            Settings::from_figment(f)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        for (key, min, max) in RANGES {
+            for outside in [i128::from(min) - 1, i128::from(max) + 1] {
+                if i64::try_from(outside).is_err() {
+                    continue;
+                }
+                match with(key, outside) {
+                    Ok(()) => panic!("{key} = {outside} accepted"),
+                    // A value its type cannot hold is refused by figment,
+                    // naming the key's field.
+                    Err(e) => assert!(
+                        e.contains(key) || e.contains(key.split_once('.').unwrap().1),
+                        "{key} = {outside}: {e}"
+                    ),
+                }
+            }
+            for end in [min, max] {
+                if let Err(e) = with(key, i128::from(end)) {
+                    assert!(!e.contains("is outside"), "{key} = {end}: {e}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn host_names_are_valid_listen_addresses() {
+        for addr in [
+            "localhost:8080",
+            "0.0.0.0:80",
+            "[::]:8080",
+            "events.internal:9000",
+        ] {
+            assert!(check_addr(addr).is_ok(), "{addr}");
+        }
     }
 
     #[test]

@@ -45,6 +45,7 @@ pub mod app;
 pub mod auth;
 pub mod cache;
 pub mod config;
+pub mod datadir;
 pub mod demo;
 pub mod engine;
 pub mod event;

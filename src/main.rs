@@ -41,7 +41,11 @@ enum Command {
     /// Output: one JSON object per final bucket, ordered by webinar_id, then
     /// bucket_start (DESIGN §6 "Replay output"). A summary of what was read
     /// goes to stderr; invalid lines are counted and described, never fatal
-    /// unless --strict.
+    /// unless --strict. The engine's settings (window.bucket_ms,
+    /// presence.ttl_ms, window.late_ms, stats.timezone) come from the same
+    /// layers as the service's — built-in defaults, --config FILE, then
+    /// EVENTFLOW__ variables — so a replay of the service's log reproduces
+    /// its rows; the flags below override them.
     Replay(ReplayArgs),
     /// Load event logs into the configured stores, with their historical
     /// timestamps, exactly as a replay computes them.
@@ -64,15 +68,16 @@ enum Command {
 struct ReplayArgs {
     /// The log to read; `-` or nothing reads standard input.
     file: Option<PathBuf>,
-    /// Viewer liveness after a ping, in milliseconds.
-    #[arg(long, default_value_t = EngineConfig::default().ttl_ms)]
-    ttl_ms: i64,
-    /// Bucket length, in milliseconds.
-    #[arg(long, default_value_t = EngineConfig::default().bucket_ms)]
-    bucket_ms: i64,
-    /// How far behind its clock an event may be before it counts as late.
-    #[arg(long, default_value_t = EngineConfig::default().late_ms)]
-    late_ms: i64,
+    /// Viewer liveness after a ping, in milliseconds (presence.ttl_ms).
+    #[arg(long)]
+    ttl_ms: Option<i64>,
+    /// Bucket length, in milliseconds (window.bucket_ms).
+    #[arg(long)]
+    bucket_ms: Option<i64>,
+    /// How far behind its clock an event may be before it counts as late
+    /// (window.late_ms).
+    #[arg(long)]
+    late_ms: Option<i64>,
     /// Exit with status 1 if any line is invalid.
     #[arg(long)]
     strict: bool,
@@ -133,7 +138,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Replay(args) => replay_command(args),
+        Command::Replay(args) => replay_command(Settings::load(cli.config.as_deref())?, args),
         Command::Token(args) => {
             let settings = Settings::load(cli.config.as_deref())?;
             let secret = settings
@@ -195,19 +200,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn replay_command(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+fn replay_command(settings: Settings, args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let input: Box<dyn Read> = match args.file {
         None => Box::new(io::stdin().lock()),
         Some(p) if p.as_os_str() == "-" => Box::new(io::stdin().lock()),
         Some(p) => Box::new(File::open(&p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?),
     };
+    let configured = settings.engine();
+    let engine = EngineConfig {
+        ttl_ms: args.ttl_ms.unwrap_or(configured.ttl_ms),
+        bucket_ms: args.bucket_ms.unwrap_or(configured.bucket_ms),
+        late_ms: args.late_ms.unwrap_or(configured.late_ms),
+        ..configured
+    };
+    engine.validate()?;
     let opts = ReplayOptions {
-        engine: EngineConfig {
-            ttl_ms: args.ttl_ms,
-            bucket_ms: args.bucket_ms,
-            late_ms: args.late_ms,
-            ..EngineConfig::default()
-        },
+        engine,
         ..ReplayOptions::default()
     };
     let summary = replay::replay(input, io::stdout().lock(), &opts)?;
@@ -220,6 +228,14 @@ fn replay_command(args: ReplayArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn restore_command(settings: Settings, args: RestoreArgs) -> anyhow::Result<ExitCode> {
+    // The embedded store is the data directory's: not while a service runs.
+    let _dir_lock = match settings.postgres.url {
+        Some(_) => None,
+        None => {
+            std::fs::create_dir_all(&settings.data.dir)?;
+            Some(eventflow::datadir::lock(&settings.data.dir)?)
+        }
+    };
     let store = match &settings.postgres.url {
         Some(url) => Store::connect(url)
             .await

@@ -219,9 +219,11 @@ pub async fn connect(
     let (options, shown) = match url_credentials(url)? {
         Some(UrlLogin::UserPassword(user, pass)) => (
             options.user_and_password(user, pass),
-            redact_credentials(url),
+            crate::util::redact_credentials(url),
         ),
-        Some(UrlLogin::Token(token)) => (options.token(token), redact_credentials(url)),
+        Some(UrlLogin::Token(token)) => {
+            (options.token(token), crate::util::redact_credentials(url))
+        }
         None => (options, url.to_owned()),
     };
     let client = options
@@ -263,19 +265,6 @@ pub fn url_credentials(url: &str) -> anyhow::Result<Option<UrlLogin>> {
         }
     }
     Ok(None)
-}
-
-/// `url` with any user information replaced by `***`, for messages.
-fn redact_credentials(url: &str) -> String {
-    url.split(',')
-        .map(|part| match (part.find("://"), part.rfind('@')) {
-            (Some(scheme), Some(at)) if at > scheme => {
-                format!("{}***{}", &part[..scheme + 3], &part[at..])
-            }
-            _ => part.to_owned(),
-        })
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 fn set_degraded(ready: &watch::Sender<Readiness>, why: String) {
@@ -876,7 +865,7 @@ mod tests {
             Some(UrlLogin::Token("t0ken".into()))
         );
         assert_eq!(
-            redact_credentials("nats://u:p@a:4222,nats://b:4222"),
+            crate::util::redact_credentials("nats://u:p@a:4222,nats://b:4222"),
             "nats://***@a:4222,nats://b:4222"
         );
     }

@@ -22,6 +22,19 @@ pub fn backoff(attempt: u32, base: Duration, cap: Duration) -> Duration {
     ceiling.mul_f64(0.5 + frac / 2.0)
 }
 
+/// `url` with any user information replaced by `***`, for messages.
+pub fn redact_credentials(url: &str) -> String {
+    url.split(',')
+        .map(|part| match (part.find("://"), part.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                format!("{}***{}", &part[..scheme + 3], &part[at..])
+            }
+            _ => part.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -159,6 +159,10 @@ pub struct Bucket {
     pub leaves: u32,
     /// Viewers whose liveness ran out without a leave.
     pub expiries: u32,
+    /// `true` on the hour or day still open in coarser access statistics:
+    /// it covers its elapsed part only (absent on final buckets).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub open: Option<bool>,
 }
 
 impl Bucket {
@@ -175,6 +179,7 @@ impl Bucket {
             joins: s.joins,
             leaves: s.leaves,
             expiries: s.expiries,
+            open: None,
         }
     }
 

@@ -216,7 +216,7 @@ impl Slab {
             None => {
                 let i = self.len;
                 assert!(i < NIL, "fewer than 2^32 - 1 viewers");
-                if i as usize % PAGE == 0 {
+                if (i as usize).is_multiple_of(PAGE) {
                     let page: Box<[Viewer; PAGE]> = vec![VACANT; PAGE]
                         .into_boxed_slice()
                         .try_into()

@@ -293,12 +293,12 @@ pub async fn guard(
         }
     }
     request.extensions_mut().insert(caller);
-    if let Some(limiter) = &s.limiter {
-        if let Err(e) = limiter.check(ip) {
-            s.metrics
-                .record(event_type_of(request.uri().path()), "rejected", 1);
-            return e.into_response();
-        }
+    if let Some(limiter) = &s.limiter
+        && let Err(e) = limiter.check(ip)
+    {
+        s.metrics
+            .record(event_type_of(request.uri().path()), "rejected", 1);
+        return e.into_response();
     }
     next.run(request).await
 }

@@ -20,7 +20,7 @@ use axum::Router;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use serde::Serialize;
 use serde_json::json;
@@ -73,8 +73,9 @@ pub type AppState = Arc<Inner>;
 pub enum Access {
     /// Browser ingest: no token; CORS, the origin check and the rate limit.
     Public,
-    /// Health, readiness, metrics, the dashboard page and the browser SDK:
-    /// no token.
+    /// Health, readiness, metrics, the dashboard's pages and files and the
+    /// browser SDK: no token (pages hold no data; their scripts read it
+    /// with the token they were opened with).
     Open,
     /// An admin token.
     Admin,
@@ -205,8 +206,26 @@ fn routes() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
         r("/healthz", "GET", Open, get(healthz)),
         r("/readyz", "GET", Open, get(readyz)),
         r("/metrics", "GET", Open, get(metrics)),
-        r("/", "GET", Open, get(dashboard)),
         r("/sdk/eventflow.js", "GET", Open, get(assets::sdk)),
+        r("/", "GET", Open, get(assets::index_page)),
+        r(
+            "/dashboard/webinars/{webinar_id}",
+            "GET",
+            Open,
+            get(assets::webinar_page),
+        ),
+        r(
+            "/dashboard/clients/{client_id}",
+            "GET",
+            Open,
+            get(assets::client_page),
+        ),
+        r(
+            "/dashboard/assets/{*file}",
+            "GET",
+            Open,
+            get(assets::dashboard_asset),
+        ),
         r("/openapi.json", "GET", Open, get(openapi::openapi_json)),
         r("/docs", "GET", Open, get(openapi::docs_page)),
         r("/docs/docs.js", "GET", Open, get(openapi::docs_script)),
@@ -477,17 +496,6 @@ async fn metrics(State(s): State<AppState>) -> Response {
         s.metrics.encode(),
     )
         .into_response()
-}
-
-#[utoipa::path(
-    get,
-    path = "/",
-    tag = "pages",
-    summary = "The dashboard",
-    responses((status = 200, description = "The page.", content_type = "text/html", body = String)),
-)]
-async fn dashboard() -> Html<&'static str> {
-    Html(include_str!("dashboard.html"))
 }
 
 /// The body of every error response.

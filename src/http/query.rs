@@ -5,7 +5,11 @@
 //! bucket of the period had nobody), max of maxes, Σ live_ms over the
 //! period's length for the time-weighted average, sums of counts, and
 //! distinct viewers from the engine's hourly and daily rollups (distinct
-//! viewers do not add up across buckets).
+//! viewers do not add up across buckets). The period still open (marked
+//! `"open": true`) also counts the open bucket so far and covers its elapsed
+//! part only: the average is over the time up to the webinar's clock, the
+//! minimum over the buckets begun so far, the counts and distinct viewers so
+//! far — one span for every figure. A webinar never seen answers 404.
 
 use std::collections::HashMap;
 
@@ -84,13 +88,12 @@ pub struct LiveWebinar {
 pub struct Live {
     #[schema(value_type = Identifier)]
     pub webinar_id: String,
-    /// Viewers live at `ts` (0 for a webinar the engine holds nothing of).
+    /// Viewers live at `ts`.
     pub live: u32,
-    /// The webinar's clock, in epoch milliseconds (0 for a webinar the
-    /// engine holds nothing of).
+    /// The webinar's clock, in epoch milliseconds (for an idle webinar,
+    /// one nobody is live in, at least the end of its last bucket).
     pub ts: i64,
-    /// The open bucket so far (`null` for a webinar the engine holds
-    /// nothing of).
+    /// The open bucket so far (`null` for an idle webinar).
     pub open_bucket: Option<OpenBucket>,
     /// Distinct viewers so far of the open hour and day.
     pub open_periods: Option<OpenPeriods>,
@@ -209,6 +212,9 @@ pub async fn webinars(
     responses(
         (status = 200, description = "The live state.", body = Live),
         (status = 400, description = "`webinar_id` is not an identifier.", body = ErrorBody),
+        (status = 404, description = "The webinar has no presence yet.", body = ErrorBody),
+        (status = 503, description = "The store is unavailable (for a webinar nobody is live \
+            in).", body = ErrorBody),
     ),
 )]
 pub async fn live(
@@ -217,7 +223,18 @@ pub async fn live(
     Path(webinar_id): Path<String>,
 ) -> Result<Json<Live>, ApiError> {
     authorize_webinar(&s, &claims, &webinar_id)?;
-    let st = s.hub.state(&webinar_id);
+    let mut st = s.hub.state(&webinar_id);
+    if st.open_bucket.is_none() {
+        // Not in the engine: a webinar with history is idle (nobody live
+        // since its last bucket); one without was never seen.
+        let last = s.store.recent_presence(&webinar_id, 1).await?;
+        let Some(last) = last.first() else {
+            return Err(ApiError::NotFound(format!(
+                "webinar_id: {webinar_id:?} has no presence yet"
+            )));
+        };
+        st.ts = st.ts.max(last.bucket_end);
+    }
     let (open_bucket, open_periods) = open_state(&webinar_id, &st);
     Ok(Json(Live {
         webinar_id,
@@ -379,10 +396,17 @@ pub async fn access(
                     buckets: Vec::new(),
                 }));
             };
-            let rows = s
+            let mut rows = s
                 .store
                 .presence_buckets(&webinar_id, first.0, last.1)
                 .await?;
+            // The period still open counts the open bucket so far, like its
+            // unique viewers: every figure covers the same elapsed span.
+            let st = s.hub.state(&webinar_id);
+            let open = st
+                .open_bucket
+                .filter(|b| (first.0..last.1).contains(&b.bucket_start));
+            rows.extend(open);
             let mut uniques: HashMap<i64, u32> = s
                 .store
                 .rollups(&webinar_id, interval, first.0, last.1)
@@ -396,13 +420,23 @@ pub async fn access(
                     uniques.entry(open.start).or_insert(open.unique_viewers);
                 }
             }
-            merge(&rows, &periods, s.settings.window.bucket_ms)
+            let covered_until = open.map_or(i64::MAX, |b| b.bucket_end);
+            merge(&rows, &periods, s.settings.window.bucket_ms, covered_until)
                 .into_iter()
                 .map(|mut m| {
                     if let Some(u) = uniques.get(&m.bucket_start) {
                         m.unique_viewers = *u;
                     }
-                    Bucket::new(&webinar_id, &m)
+                    match open {
+                        // Averaged over the elapsed part, up to the clock.
+                        Some(b) if (m.bucket_start..m.bucket_end).contains(&b.bucket_start) => {
+                            Bucket {
+                                open: Some(true),
+                                ..Bucket::open(&webinar_id, &m, st.ts)
+                            }
+                        }
+                        _ => Bucket::new(&webinar_id, &m),
+                    }
                 })
                 .collect()
         }
@@ -460,7 +494,14 @@ pub fn days(from: i64, to: i64, tz: &TimeZone) -> Vec<(i64, i64)> {
 
 /// Merges base buckets into the given periods (each period with at least
 /// one bucket yields a row; `unique_viewers` is the busiest bucket's).
-pub fn merge(rows: &[PresenceStats], periods: &[(i64, i64)], bucket_ms: i64) -> Vec<PresenceStats> {
+/// Buckets from `covered_until` on have not happened yet (the open period):
+/// only those before it without a row had nobody live.
+pub fn merge(
+    rows: &[PresenceStats],
+    periods: &[(i64, i64)],
+    bucket_ms: i64,
+    covered_until: i64,
+) -> Vec<PresenceStats> {
     let mut out = Vec::new();
     let mut i = 0;
     for &(start, end) in periods {
@@ -490,7 +531,7 @@ pub fn merge(rows: &[PresenceStats], periods: &[(i64, i64)], bucket_ms: i64) -> 
         if n == 0 {
             continue;
         }
-        if n * bucket_ms < end - start {
+        if n * bucket_ms < end.min(covered_until) - start {
             // A bucket without a row had nobody live.
             m.min_concurrent = 0;
         }
@@ -621,7 +662,7 @@ mod tests {
             b(h + 300_000, 1, 4, 600_000, 5),
             b(h + HOUR_MS, 3, 3, 900_000, 3),
         ];
-        let merged = merge(&rows, &hours(h, h + 2 * HOUR_MS), 300_000);
+        let merged = merge(&rows, &hours(h, h + 2 * HOUR_MS), 300_000, i64::MAX);
         assert_eq!(merged.len(), 2);
         let first = &merged[0];
         assert_eq!((first.bucket_start, first.bucket_end), (h, h + HOUR_MS));
@@ -636,11 +677,22 @@ mod tests {
         let full: Vec<PresenceStats> = (0..12)
             .map(|i| b(h + i * 300_000, 2, 2, 600_000, 2))
             .collect();
-        let merged = merge(&full, &hours(h, h + HOUR_MS), 300_000);
+        let merged = merge(&full, &hours(h, h + HOUR_MS), 300_000, i64::MAX);
         assert_eq!(
             (merged[0].min_concurrent, merged[0].avg_concurrent()),
             (2, 2.0)
         );
+        // An open hour with its first four buckets so far, all busy: the
+        // eight buckets yet to come do not make its minimum 0.
+        let merged = merge(&full[..4], &hours(h, h + HOUR_MS), 300_000, h + 4 * 300_000);
+        assert_eq!(merged[0].min_concurrent, 2);
+        let merged = merge(
+            &full[1..4],
+            &hours(h, h + HOUR_MS),
+            300_000,
+            h + 4 * 300_000,
+        );
+        assert_eq!(merged[0].min_concurrent, 0, "the first bucket had nobody");
     }
 
     #[test]

@@ -12,7 +12,8 @@ use serde_json::json;
 use crate::helpers::{SECRET, TestApp, now_ms, spawn_app_with};
 
 /// The route's path with its parameters filled in: webinar w-1, client c1
-/// (which names w-1 on a visit), link l1 and campaign k1 of c1.
+/// (which names w-1 on a visit), link l1 and campaign k1 of c1, and the
+/// dashboard file common.js.
 fn path_of(route: &RouteInfo) -> String {
     route
         .path
@@ -20,6 +21,7 @@ fn path_of(route: &RouteInfo) -> String {
         .replace("{client_id}", "c1")
         .replace("{link_id}", "l1")
         .replace("{campaign_id}", "k1")
+        .replace("{*file}", "common.js")
 }
 
 /// A valid body for the route.

@@ -218,7 +218,11 @@ async fn postgres_down_at_start_then_ingest_goes_on_and_everything_is_written() 
     .await;
     let (status, ready) = app.get("/readyz").await;
     assert_eq!(status, 200, "{ready}");
-    assert!(ready["degraded"]["store"].is_string(), "{ready}");
+    let why = ready["degraded"]["store"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("Postgres at postgres://***@127.0.0.1:"),
+        "names the part and the URL without credentials: {ready}"
+    );
 
     // Four viewers pinging for 20 s, ending 5 s ago.
     let t0 = now_ms() - 25_000;
@@ -333,5 +337,24 @@ async fn a_store_found_behind_the_checkpoint_after_an_outage_stops_the_service_t
     .await;
     let rows = store.presence_buckets("w-b", 0, i64::MAX).await.unwrap();
     assert_eq!(&rows[..written.len()], &written[..]);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn redis_unreachable_at_start_is_reported_at_once() {
+    // Nothing listens on port 1.
+    let app = spawn_app_with(json!({
+        "redis": {"url": "redis://user:hunter2@127.0.0.1:1/"},
+        "http": {"addr": "localhost:0"},
+    }))
+    .await;
+    let (status, ready) = app.get("/readyz").await;
+    assert_eq!(status, 200, "degraded, not down: {ready}");
+    let why = ready["degraded"]["redis"].as_str().unwrap_or_default();
+    assert!(
+        why.starts_with("Redis at redis://***@127.0.0.1:1/"),
+        "{ready}"
+    );
+    assert!(!why.contains("hunter2"), "{why}");
     app.stop().await;
 }

@@ -119,6 +119,9 @@ async fn tokens_are_scoped_to_one_webinar() {
     let exp = now_ms() + 60_000;
     let mine = signer.mint(Scope::Webinar("w-1".into()), exp);
     let client = signer.mint(Scope::Client("c-1".into()), exp);
+    app.post("/api/webinars/w-1/presence/ping", r#"{"viewer_id":"a"}"#)
+        .await;
+    app.wait_applied().await;
     assert_eq!(app.get_as("/api/webinars/w-1/live", &mine).await.0, 200);
     assert_eq!(app.get_as("/api/webinars/w-2/live", &mine).await.0, 403);
     assert_eq!(app.get_as("/api/webinars/w-1/live", &client).await.0, 403);
@@ -309,11 +312,72 @@ async fn every_error_is_one_json_shape() {
     // The scheme of a bearer token is case-insensitive.
     let r = app
         .client
-        .get(format!("{}/api/webinars/w-1/live", app.base))
+        .get(format!("{}/api/webinars", app.base))
         .header("authorization", format!("BEARER {}", app.token))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_open_hour_counts_its_elapsed_part_and_an_unknown_webinar_is_404() {
+    let app = crate::helpers::spawn_app_with(json!({
+        "window": {"bucket_ms": 60_000},
+        "presence": {"ttl_ms": 600_000},
+    }))
+    .await;
+    let (status, v) = app.get("/api/webinars/w-never/live").await;
+    assert_eq!(status, 404, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().starts_with("webinar_id"),
+        "{v}"
+    );
+
+    let now = now_ms();
+    let hour = now - now.rem_euclid(3_600_000);
+    let ping = |v: &str| {
+        json!({"type": "presence", "webinar_id": "w-h", "viewer_id": v, "action": "ping", "ts": now})
+            .to_string()
+    };
+    let (status, _) = app
+        .post_batch(format!("{}\n{}", ping("a"), ping("b")), &app.token)
+        .await;
+    assert_eq!(status, 202);
+    app.wait_applied().await;
+    let (_, v) = app
+        .get(&format!(
+            "/api/webinars/w-h/stats/access?interval=1h&from={hour}&to={}",
+            hour + 3_600_000
+        ))
+        .await;
+    let rows = v["buckets"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "the open hour has its row: {v}");
+    let open = &rows[0];
+    assert_eq!(open["open"], true, "{open}");
+    // Joins, pings and the peak of the open bucket so far, like its uniques.
+    assert_eq!(
+        (
+            &open["joins"],
+            &open["pings"],
+            &open["max_concurrent"],
+            &open["unique_viewers"]
+        ),
+        (&json!(2), &json!(2), &json!(2), &json!(2)),
+        "{open}"
+    );
+    // Two live since `now`, averaged over the hour's elapsed part only:
+    // 2 × (clock − now) / (clock − hour) — at most 2, and far above the
+    // whole hour's average when the hour is young.
+    let (_, live) = app.get("/api/webinars/w-h/live").await;
+    let clock = live["ts"].as_i64().unwrap();
+    let avg = open["avg_concurrent"].as_f64().unwrap();
+    let elapsed = (clock - hour).max(1) as f64;
+    let expected = 2.0 * (clock - now) as f64 / elapsed;
+    assert!(
+        (avg - expected).abs() < 0.01 + 2.0 * 1_000.0 / elapsed,
+        "avg {avg}, expected about {expected}: {open}"
+    );
     app.stop().await;
 }

@@ -108,8 +108,15 @@ struct Parts<'a> {
     nats: Option<&'a Names>,
 }
 
+/// The engine settings of every run here (not the defaults), read by the
+/// service and by `eventflow replay` alike from a `--config` file.
+const SETTINGS: &str = "[window]\nbucket_ms = 1000\n\n[presence]\nttl_ms = 1500\n";
+
 fn start(dir: &Path, port: u16, parts: Parts<'_>) -> Service {
+    let settings = dir.join("settings.toml");
+    std::fs::write(&settings, SETTINGS).unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_eventflow"));
+    cmd.arg("--config").arg(&settings);
     if let Some(url) = parts.postgres {
         cmd.env("EVENTFLOW__POSTGRES__URL", url);
     }
@@ -122,8 +129,6 @@ fn start(dir: &Path, port: u16, parts: Parts<'_>) -> Service {
         .env("EVENTFLOW__HTTP__ADDR", format!("127.0.0.1:{port}"))
         .env("EVENTFLOW__HTTP__RATE_LIMIT_PER_SEC", "0")
         .env("EVENTFLOW__LIMITS__NEW_ENTITIES_PER_MINUTE", "0")
-        .env("EVENTFLOW__WINDOW__BUCKET_MS", "1000")
-        .env("EVENTFLOW__PRESENCE__TTL_MS", "1500")
         // Ticks stay far behind the log's historical times: the rows depend
         // on the records alone, so two runs can be compared.
         .env("EVENTFLOW__WINDOW__IDLE_LAG_MS", "315360000000")
@@ -324,10 +329,15 @@ async fn sigkill_at_any_moment_then_restart_yields_the_uninterrupted_buckets() {
     assert!(pings_posted > 2000);
 }
 
-/// `eventflow replay` of a log: its rows, and its stderr summary.
+/// `eventflow replay` of a log, with the services' configuration file: its
+/// rows, and its stderr summary.
 fn replay(log: &[u8]) -> (std::collections::HashSet<String>, String) {
+    let settings = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(settings.path(), SETTINGS).unwrap();
     let replay = Command::new(env!("CARGO_BIN_EXE_eventflow"))
-        .args(["replay", "--bucket-ms", "1000", "--ttl-ms", "1500", "-"])
+        .arg("--config")
+        .arg(settings.path())
+        .args(["replay", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -1,5 +1,6 @@
 //! `auth.secret`: a guessable one stops `eventflow serve` and
-//! `eventflow token` with an error that names the key and the remedy.
+//! `eventflow token` with an error that names the key and the remedy; a
+//! second process on a data directory in use stops naming the first.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -39,4 +40,33 @@ async fn a_guessable_secret_stops_serve_and_token() {
     }
     let (ok, stderr) = run(&["token", "--admin"], crate::helpers::SECRET, dir.path()).await;
     assert!(ok, "a real secret mints tokens: {stderr}");
+}
+
+#[tokio::test]
+async fn a_second_service_on_one_data_directory_stops_naming_the_first() {
+    let app = crate::helpers::spawn_app().await;
+    let (ok, stderr) = run(&["serve"], crate::helpers::SECRET, app.dir.path()).await;
+    assert!(
+        !ok,
+        "a second service on the same data directory must not run"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "in use by another eventflow process (pid {})",
+            std::process::id()
+        )),
+        "{stderr}"
+    );
+    // The first one is unharmed.
+    let (status, _) = app.get("/healthz").await;
+    assert_eq!(status, 200);
+    let dir = app.stop_keeping_dir().await;
+    // Once it stopped, the directory is free again.
+    let (ok, stderr) = run(
+        &["restore", "/dev/null"],
+        crate::helpers::SECRET,
+        dir.path(),
+    )
+    .await;
+    assert!(ok, "{stderr}");
 }
