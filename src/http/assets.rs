@@ -201,8 +201,10 @@ pub async fn index_page(headers: HeaderMap) -> Response {
     summary = "The dashboard: a webinar's page",
     description = "A page that holds no data: its script reads it with the token in the \
         page's fragment (`#token=...`).",
-    params(("webinar_id" = String, Path, description = "The webinar (read by the page's script).", example = "w-17")),
-    params(("If-None-Match" = Option<String>, Header, description = "Entity tags of a copy.")),
+    params(
+        ("webinar_id" = String, Path, description = "The webinar (read by the page's script).", example = "w-17"),
+        ("If-None-Match" = Option<String>, Header, description = "Entity tags of a copy."),
+    ),
     responses(
         (status = 200, description = "The page.", content_type = "text/html", body = String),
         (status = 304, description = "The copy named by `If-None-Match` is current."),
@@ -221,8 +223,10 @@ pub async fn webinar_page(headers: HeaderMap) -> Response {
     summary = "The dashboard: a client's page",
     description = "A page that holds no data: its script reads it with the token in the \
         page's fragment (`#token=...`).",
-    params(("client_id" = String, Path, description = "The client (read by the page's script).", example = "c-1")),
-    params(("If-None-Match" = Option<String>, Header, description = "Entity tags of a copy.")),
+    params(
+        ("client_id" = String, Path, description = "The client (read by the page's script).", example = "c-1"),
+        ("If-None-Match" = Option<String>, Header, description = "Entity tags of a copy."),
+    ),
     responses(
         (status = 200, description = "The page.", content_type = "text/html", body = String),
         (status = 304, description = "The copy named by `If-None-Match` is current."),
