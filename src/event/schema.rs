@@ -112,6 +112,11 @@ impl PartialSchema for IpAddress {
         OneOfBuilder::new()
             .item(format(KnownFormat::Ipv4))
             .item(format(KnownFormat::Ipv6))
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some("^\\s*$")),
+            )
             .description(Some(
                 "An IPv4 or IPv6 address (blank means absent). Masked before anything keeps \
                  it: IPv4 to its /24, IPv6 to its /48.",

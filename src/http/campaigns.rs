@@ -13,7 +13,7 @@ use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::query::parse_bound;
+use super::query::{Bound, parse_bound};
 use super::{ApiError, AppState, Auth, ErrorBody};
 use crate::auth::{AuthError, Claims};
 use crate::engine::campaign::DateRange;
@@ -35,10 +35,10 @@ pub struct Params {
     /// First day: a date (`2026-01-01`), or an RFC 3339 instant or epoch
     /// milliseconds, whose local date is taken; from 1970 to year 9999.
     /// Default: 29 days before `to`.
-    #[param(example = "2026-01-01")]
+    #[param(value_type = Option<Bound>, example = "2026-01-01")]
     from: Option<String>,
     /// Last day (inclusive), in the same forms. Default: today.
-    #[param(example = "2026-01-31")]
+    #[param(value_type = Option<Bound>, example = "2026-01-31")]
     to: Option<String>,
     /// Campaign statistics only: `1d`, the one interval they come in.
     #[param(ignore)]

@@ -87,6 +87,7 @@ use crate::event::{self, Conversion, Pageview, Presence, Visit};
         Conversion,
         Pageview,
         super::campaigns::CampaignInterval,
+        super::query::Bound,
     )),
     modifiers(&Shared),
     tags(
@@ -437,7 +438,9 @@ fn event_record() -> RefOr<Schema> {
         let tag_schema = ObjectBuilder::new()
             .schema_type(Type::String)
             .enum_values(Some([tag]));
-        object.properties.shift_insert(0, "type".into(), tag_schema.into());
+        object
+            .properties
+            .shift_insert(0, "type".into(), tag_schema.into());
         object.required.insert(0, "type".into());
         object.title = Some(tag.to_owned());
         Schema::Object(object)

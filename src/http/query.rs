@@ -41,18 +41,44 @@ pub struct Range {
     /// (`2026-01-31`), an RFC 3339 instant (`2026-01-31T09:00:00Z`) or
     /// epoch milliseconds, from 1970 to the end of year 9999. Default: a
     /// day before `to`.
-    #[param(example = "2026-01-31")]
+    #[param(value_type = Option<Bound>, example = "2026-01-31")]
     from: Option<String>,
     /// End of the range: a date (inclusive: the whole day), an RFC 3339
     /// instant or epoch milliseconds (exclusive). Default: now. A range
     /// spans at most 400 days.
-    #[param(example = "2026-01-31")]
+    #[param(value_type = Option<Bound>, example = "2026-01-31")]
     to: Option<String>,
     /// Bucket length: 5 minutes (the final buckets), UTC hours or
     /// calendar days in `stats.timezone`. Default: `5m`.
     #[param(inline, value_type = Option<Interval>)]
     interval: Option<String>,
 }
+
+/// A bound of a range as a read takes it (see [`parse_bound`]): a date, an
+/// RFC 3339 instant or epoch milliseconds. Whether it names a day that
+/// exists, lies within 1970..=9999 and comes before the other bound is
+/// checked on arrival (400).
+pub struct Bound;
+
+/// The forms of [`Bound`]. (The service also takes surrounding blanks and
+/// the other spellings of an instant jiff reads.)
+pub const BOUND_PATTERN: &str = "^([0-9]{1,15}|[0-9]{4}-[0-9]{2}-[0-9]{2}\
+    |[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2}))$";
+
+impl utoipa::PartialSchema for Bound {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .pattern(Some(BOUND_PATTERN))
+            .description(Some(
+                "A calendar date in `stats.timezone` (`2026-01-31`), an RFC 3339 instant \
+                 (`2026-01-31T09:00:00Z`) or epoch milliseconds (`1764000000000`).",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for Bound {}
 
 /// The intervals access statistics come in.
 #[derive(ToSchema)]
@@ -550,9 +576,9 @@ pub fn merge(
         in the range.",
     params(
         ("webinar_id" = Identifier, Path, description = "The webinar.", example = "w-17"),
-        ("from" = Option<String>, Query, example = "2026-01-31", description = "Start of \
+        ("from" = Option<Bound>, Query, example = "2026-01-31", description = "Start of \
             the range, as for access statistics."),
-        ("to" = Option<String>, Query, example = "2026-01-31", description = "End of the \
+        ("to" = Option<Bound>, Query, example = "2026-01-31", description = "End of the \
             range, as for access statistics."),
     ),
     responses(
