@@ -42,6 +42,7 @@ describe('the API reference page', () => {
     const batch = page.locator('#op-post-api-events');
     assert.match(await batch.textContent(), /application\/x-ndjson/);
     assert.match(await batch.textContent(), /EventRecord/);
+    assert.doesNotMatch(await page.textContent('#main'), /\[object |undefined/);
     assert.deepEqual(errors, []);
     assert.deepEqual([...origins], [service.url]);
     await page.context().close();

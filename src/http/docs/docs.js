@@ -11,7 +11,7 @@
     for (const [k, v] of Object.entries(attrs || {})) {
       if (v !== undefined && v !== null) node.setAttribute(k, v);
     }
-    for (const c of children.flat()) {
+    for (const c of children.flat(Infinity)) {
       if (c === null || c === undefined || c === false) continue;
       node.append(c instanceof Node ? c : document.createTextNode(String(c)));
     }
@@ -159,7 +159,7 @@
     if (op.security) {
       const options = op.security.map((req) => {
         const names = Object.keys(req);
-        return names.length ? names.join(" + ") : "none";
+        return names.length ? names.join(" + ") : "none needed";
       });
       section.append(el("h4", {}, "Authorization"), el("div", { class: "security" }, "One of: ", options.map((o, i) => [i ? ", " : "", el("code", {}, o)])));
     }
