@@ -674,3 +674,84 @@ async fn a_nats_outage_keeps_acceptance_order_so_no_spooled_event_is_late() {
         }
     }
 }
+
+/// Partitions (DESIGN §8): each event's subject carries the partition of
+/// its key (FNV-1a 32 of the key, modulo nats.partitions), ticks go to every
+/// partition, the service counts everything; restarting with another count
+/// on the same stream is refused with an explanation.
+#[tokio::test]
+async fn partitioned_subjects_route_by_key_and_the_count_is_fixed() {
+    let names = Names::new("part");
+    let mut settings = names.settings(NATS_URL, "jetstream");
+    settings["nats"]["partitions"] = json!(4);
+    let app = spawn_app_with(settings.clone()).await;
+    let webinars = ["w-17", "w-a", "w-b", "w-c", "w-d", "w-e"];
+    for w in webinars {
+        let (status, body) = app
+            .post(
+                &format!("/api/webinars/{w}/presence/ping"),
+                r#"{"viewer_id":"v"}"#,
+            )
+            .await;
+        assert_eq!(status, 202, "{body}");
+    }
+    let visit =
+        json!({"type":"visit","client_id":"c-demo","campaign_id":"cmp-9","session_id":"s-1"});
+    let (status, body) = app.post_batch(visit.to_string(), &app.token).await;
+    assert_eq!(status, 202, "{body}");
+    for w in webinars {
+        eventually("the engine counts every webinar", || async {
+            (live(&app, w).await == 1).then_some(())
+        })
+        .await;
+    }
+    let ticked = eventually("ticks on every partition", || async {
+        let stored = stream_messages(NATS_URL, &names.stream).await;
+        (0..4)
+            .all(|n| {
+                stored
+                    .iter()
+                    .any(|m| m.subject.as_str() == format!("{}.p{n}.tick", names.prefix))
+            })
+            .then_some(stored)
+    })
+    .await;
+    for w in webinars {
+        let n = eventflow::partition::of_key(w, 4);
+        let subject = format!("{}.p{n}.presence.{w}", names.prefix);
+        assert_eq!(
+            ticked
+                .iter()
+                .filter(|m| m.subject.as_str() == subject)
+                .count(),
+            1,
+            "{w} on {subject}"
+        );
+    }
+    // The published vectors: w-17 is partition 1 of 4, c-demo partition 2.
+    assert!(
+        ticked
+            .iter()
+            .any(|m| m.subject.as_str() == format!("{}.p1.presence.w-17", names.prefix))
+    );
+    assert!(
+        ticked
+            .iter()
+            .any(|m| m.subject.as_str() == format!("{}.p2.visit.cmp-9", names.prefix))
+    );
+    app.stop().await;
+
+    settings["nats"]["partitions"] = json!(2);
+    let err = eventflow::app::Application::build(crate::helpers::test_settings(
+        tempfile::tempdir().unwrap().path(),
+        settings,
+    ))
+    .await
+    .err()
+    .expect("another partition count is refused");
+    let text = format!("{err:#}");
+    assert!(
+        text.contains("nats.partitions") && text.contains("4 partition(s)"),
+        "{text}"
+    );
+}
