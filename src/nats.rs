@@ -275,8 +275,15 @@ pub async fn connect(
         }
         None => (options, url.to_owned()),
     };
+    // A comma-separated list names a cluster's nodes: async-nats takes a
+    // list of addresses, not one string with commas.
+    let servers = url
+        .split(',')
+        .map(|part| part.trim().parse::<async_nats::ServerAddr>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("nats.url: {e}"))?;
     let client = options
-        .connect(url)
+        .connect(servers)
         .await
         .with_context(|| format!("connecting to NATS at {shown}"))?;
     Ok((client, connected))
@@ -343,6 +350,7 @@ pub async fn ensure_streams(js: &jetstream::Context, s: &NatsSettings) -> anyhow
         max_age,
         max_bytes: if s.max_bytes == 0 { -1 } else { s.max_bytes },
         duplicate_window: Duration::from_millis(s.duplicate_window_ms),
+        num_replicas: s.replicas as usize,
         ..Default::default()
     };
     let dlq = stream::Config {
@@ -352,6 +360,7 @@ pub async fn ensure_streams(js: &jetstream::Context, s: &NatsSettings) -> anyhow
         retention: stream::RetentionPolicy::Limits,
         max_age,
         duplicate_window: Duration::from_millis(s.duplicate_window_ms),
+        num_replicas: s.replicas as usize,
         ..Default::default()
     };
     for config in [events, dlq] {
