@@ -55,6 +55,7 @@ pub mod http;
 pub mod live;
 pub mod metrics;
 pub mod nats;
+pub mod partition;
 pub mod pipeline;
 pub mod replay;
 pub mod restore;

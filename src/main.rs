@@ -62,6 +62,9 @@ enum Command {
     Migrate,
     /// Mint a read token signed with auth.secret.
     Token(TokenArgs),
+    /// Exit 0 if the service at http.addr answers GET /healthz with 200,
+    /// else 1: a container health check that needs no other tool.
+    Healthcheck,
 }
 
 #[derive(Args)]
@@ -162,6 +165,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{}", Signer::new(secret.as_bytes()).mint(scope, now + ttl));
             Ok(ExitCode::SUCCESS)
         }
+        Command::Healthcheck => {
+            let settings = Settings::load(cli.config.as_deref())?;
+            Ok(match healthcheck(&settings.http.addr) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("eventflow healthcheck: {e:#}");
+                    ExitCode::from(1)
+                }
+            })
+        }
         Command::Restore(args) => {
             let settings = Settings::load(cli.config.as_deref())?;
             runtime()?.block_on(restore_command(settings, args))
@@ -197,6 +210,60 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             rt.shutdown_timeout(std::time::Duration::from_secs(1));
             result
         }
+    }
+}
+
+/// `GET /healthz` on `addr` (a wildcard address means this machine), with
+/// a 3 s bound on every step.
+fn healthcheck(addr: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::net::ToSocketAddrs;
+    let timeout = std::time::Duration::from_secs(3);
+    let unwild = |a: std::net::SocketAddr| match a.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
+            std::net::SocketAddr::from(([127, 0, 0, 1], a.port()))
+        }
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+            std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, a.port()))
+        }
+        _ => a,
+    };
+    // A name may resolve to several addresses (localhost: ::1 and
+    // 127.0.0.1): the first that takes the connection is asked.
+    let mut last = None;
+    let mut connected = None;
+    for target in addr
+        .to_socket_addrs()
+        .with_context(|| format!("resolving {addr}"))?
+        .map(unwild)
+    {
+        match std::net::TcpStream::connect_timeout(&target, timeout) {
+            Ok(stream) => {
+                connected = Some((target, stream));
+                break;
+            }
+            Err(e) => last = Some(anyhow::anyhow!("connecting to {target}: {e}")),
+        }
+    }
+    let Some((target, mut stream)) = connected else {
+        return Err(last.unwrap_or_else(|| anyhow::anyhow!("{addr} resolves to no address")));
+    };
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    write!(
+        stream,
+        "GET /healthz HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut head = [0u8; 12];
+    stream
+        .read_exact(&mut head)
+        .with_context(|| format!("reading the answer of {target}"))?;
+    match &head[..] {
+        b"HTTP/1.1 200" => Ok(()),
+        other => anyhow::bail!(
+            "{target} answered {:?}",
+            String::from_utf8_lossy(other).trim()
+        ),
     }
 }
 

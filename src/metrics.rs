@@ -23,8 +23,43 @@ pub struct RecordLabels {
     pub outcome: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// The route's path template (`/api/webinars/{webinar_id}/live`), or
+    /// `unmatched`: never the raw path, so ids do not multiply series.
+    pub route: String,
+    pub method: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub route: String,
+    pub method: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BoundLabels {
+    /// `max_public_entities` (503) or `new_entities_per_minute` (429).
+    pub bound: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PartLabels {
+    /// `store`, `nats`, `redis`.
+    pub part: String,
+}
+
+fn request_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_1, 2.0, 16))
+}
+
 pub struct Metrics {
     registry: Registry,
+    pub http_requests: Family<RequestLabels, Counter>,
+    pub http_request_seconds: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    pub degraded: Family<PartLabels, Gauge>,
+    pub entities_refused: Family<BoundLabels, Counter>,
     pub records: Family<RecordLabels, Counter>,
     pub late: Counter,
     pub clamped: Counter,
@@ -148,8 +183,37 @@ impl Metrics {
             "Times NATS reported a subscription too slow and dropped messages (core mode)",
             nats_dropped.clone(),
         );
+        let http_requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by route template, method and status",
+            http_requests.clone(),
+        );
+        let http_request_seconds: Family<RouteLabels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(request_histogram);
+        registry.register(
+            "http_request_seconds",
+            "Time from a request's head to its response, by route template and method",
+            http_request_seconds.clone(),
+        );
+        let degraded = Family::<PartLabels, Gauge>::default();
+        registry.register(
+            "degraded",
+            "1 while an external part (store, nats, redis) is unavailable, as /readyz says",
+            degraded.clone(),
+        );
+        let entities_refused = Family::<BoundLabels, Counter>::default();
+        registry.register(
+            "entities_refused",
+            "Public events refused because they named a new webinar, campaign or client past a limits.* bound",
+            entities_refused.clone(),
+        );
         Metrics {
             registry,
+            entities_refused,
+            http_requests,
+            http_request_seconds,
+            degraded,
             engine_lag_messages,
             spooled,
             nats_dropped,

@@ -12,6 +12,7 @@ mod ingest;
 mod limits;
 mod live;
 mod nats;
+mod ops;
 mod reads;
 mod restart;
 mod secrets;

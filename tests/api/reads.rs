@@ -210,12 +210,32 @@ async fn health_readiness_and_metrics() {
         "eventflow_websocket_clients",
         "eventflow_live_viewers 1",
         "eventflow_engine_lag_bytes ",
+        // Requests by route template, never by raw path.
+        "eventflow_http_requests_total{route=\"/healthz\",method=\"GET\",status=\"200\"} 1",
+        "eventflow_http_requests_total{route=\"/api/webinars/{webinar_id}/presence/ping\",method=\"POST\",status=\"202\"} 1",
+        "eventflow_http_request_seconds_count{route=\"/readyz\",method=\"GET\"}",
+        "eventflow_degraded{part=\"store\"} 0",
+        "eventflow_degraded{part=\"redis\"} 0",
     ] {
         assert!(text.contains(name), "{name} missing from\n{text}");
     }
+    assert!(!text.contains("route=\"/api/webinars/w/"), "{text}");
+    app.get("/no/such/route").await;
+    let (_, metrics) = app.get("/metrics").await;
+    assert!(
+        metrics.as_str().unwrap().contains(
+            "eventflow_http_requests_total{route=\"unmatched\",method=\"GET\",status=\"404\"} 1"
+        ),
+        "{metrics}"
+    );
     let (status, page) = app.get("/").await;
     assert_eq!(status, 200);
-    assert!(page.as_str().unwrap().contains("/ws/webinars/"));
+    assert!(
+        page.as_str()
+            .unwrap()
+            .contains("/dashboard/assets/index.js"),
+        "the start page: {page}"
+    );
 }
 
 #[tokio::test]

@@ -70,3 +70,30 @@ async fn a_second_service_on_one_data_directory_stops_naming_the_first() {
     .await;
     assert!(ok, "{stderr}");
 }
+
+#[tokio::test]
+async fn healthcheck_exits_0_for_a_live_service_and_1_without_one() {
+    let app = crate::helpers::spawn_app().await;
+    let check = |addr: String| async move {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_eventflow"))
+            .arg("healthcheck")
+            .env("EVENTFLOW__HTTP__ADDR", addr)
+            .output()
+            .await
+            .unwrap()
+    };
+    let up = check(format!("localhost:{}", app.addr.port())).await;
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let port = app.addr.port();
+    app.stop().await;
+    let down = check(format!("0.0.0.0:{port}")).await;
+    assert_eq!(down.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&down.stderr).contains(&format!("127.0.0.1:{port}")),
+        "a wildcard address means this machine"
+    );
+}
