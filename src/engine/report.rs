@@ -83,6 +83,7 @@ pub struct LinkStats {
     pub conversions: u64,
     /// Conversions per visit, in percent (one decimal); `null` without
     /// visits.
+    #[schema(required = true)]
     pub cvr: Option<f64>,
 }
 
@@ -133,6 +134,7 @@ pub struct CampaignNumbers {
     pub visits: u64,
     pub conversions: u64,
     /// Conversions per visit, in percent; `null` without visits.
+    #[schema(required = true)]
     pub cvr: Option<f64>,
     pub bot_visits: u64,
     pub pageviews: u64,
@@ -175,6 +177,7 @@ pub struct OverviewCampaigns {
     /// Distinct sessions of non-bot visits.
     pub visits: u64,
     pub conversions: u64,
+    #[schema(required = true)]
     pub cvr: Option<f64>,
 }
 
@@ -207,13 +210,17 @@ pub struct OverviewLinks {
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Quality {
     /// (own + session + link) ÷ conversions.
+    #[schema(required = true)]
     pub utm_tracking_rate: Option<f64>,
     /// own ÷ conversions.
+    #[schema(required = true)]
     pub utm_tracking_rate_before_attribution: Option<f64>,
     /// Conversions whose session had an earlier non-bot visit of the
     /// client within the window ÷ conversions.
+    #[schema(required = true)]
     pub visit_link_rate: Option<f64>,
     /// Page views whose session visited their campaign on the same local
     /// day ÷ page views naming the client and a campaign.
+    #[schema(required = true)]
     pub visit_coverage: Option<f64>,
 }

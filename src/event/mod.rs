@@ -230,7 +230,8 @@ pub struct Visit<'a> {
     #[schema(value_type = Option<Utm>)]
     pub utm: Utm<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    /// A click id of the ad network, kept as text.
+    /// The marketing link's id as the landing URL carried it (`?cid=`),
+    /// kept as text.
     #[schema(value_type = Option<UtmText>)]
     pub cid: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -280,6 +281,7 @@ pub struct Conversion<'a> {
     #[schema(value_type = Option<UtmText>)]
     pub cid: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// The id this registrant will use in the webinar.
     #[schema(value_type = Option<Identifier>)]
     pub viewer_id: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]

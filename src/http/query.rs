@@ -120,8 +120,10 @@ pub struct Live {
     /// one nobody is live in, at least the end of its last bucket).
     pub ts: i64,
     /// The open bucket so far (`null` for an idle webinar).
+    #[schema(required = true)]
     pub open_bucket: Option<OpenBucket>,
     /// Distinct viewers so far of the open hour and day.
+    #[schema(required = true)]
     pub open_periods: Option<OpenPeriods>,
 }
 

@@ -74,11 +74,34 @@
     return out;
   }
 
+  // The referenced schema of `X`, `X[]` or `X | null`, if that is all it is.
+  function single(schema) {
+    if (!schema) return null;
+    if (schema.$ref) return { name: refName(schema.$ref), suffix: "" };
+    if (schema.items && schema.items.$ref) return { name: refName(schema.items.$ref), suffix: "[]" };
+    const branches = schema.oneOf || schema.anyOf;
+    if (branches && branches.length === 2) {
+      const ref = branches.find((b) => b.$ref);
+      if (ref && branches.some((b) => b.type === "null")) return { name: refName(ref.$ref), suffix: " | null" };
+    }
+    return null;
+  }
+
+  // A schema's description, or that of its one referenced branch.
+  function describe(schema) {
+    if (!schema) return undefined;
+    if (schema.description) return schema.description;
+    for (const b of schema.oneOf || schema.anyOf || []) {
+      if (b.description) return b.description;
+    }
+    return undefined;
+  }
+
   function typeCell(schema) {
     const cell = [];
-    if (schema && schema.$ref) {
-      const name = refName(schema.$ref);
-      cell.push(el("a", { href: "#" + anchor("schema", name), class: "type mono" }, name));
+    const ref = single(schema);
+    if (ref) {
+      cell.push(el("a", { href: "#" + anchor("schema", ref.name), class: "type mono" }, ref.name), el("span", { class: "type mono" }, ref.suffix));
     } else {
       cell.push(el("span", { class: "type mono" }, typeOf(schema)));
     }
@@ -115,7 +138,7 @@
     if (schema.properties) {
       const required = new Set(schema.required || []);
       const rows = Object.entries(schema.properties).map(([name, prop]) => {
-        const nested = prop && (prop.properties || prop.$ref || prop.items || prop.oneOf || prop.allOf);
+        const nested = prop && !single(prop) && (prop.properties || prop.items || prop.oneOf || prop.anyOf || prop.allOf);
         return el(
           "tr",
           {},
@@ -124,8 +147,8 @@
           el(
             "td",
             {},
-            markdown(prop && prop.description),
-            nested && !(prop.$ref)
+            markdown(describe(prop)),
+            nested
               ? el("details", {}, el("summary", {}, "fields"), el("div", { class: "schema" }, renderSchema(spec, prop.items || prop, depth + 1)))
               : null
           )
@@ -171,7 +194,7 @@
           el("td", { class: "mono" }, p.name, p.required ? el("span", { class: "required" }, "required") : null),
           el("td", {}, p.in),
           el("td", {}, typeCell(p.schema)),
-          el("td", {}, markdown(p.description))
+          el("td", {}, markdown(p.description || describe(p.schema)))
         )
       );
       section.append(el("h4", {}, "Parameters"), el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "Name"), el("th", {}, "In"), el("th", {}, "Type"), el("th", {}, "Description"))), el("tbody", {}, rows)));
