@@ -242,7 +242,8 @@ impl Application {
         }
         let mut background = Vec::new();
 
-        let subjects = nats::Subjects::new(&settings.nats.subject_prefix);
+        let subjects =
+            nats::Subjects::partitioned(&settings.nats.subject_prefix, settings.nats.partitions);
         let (source, sink, nats_parts) = match (&settings.nats.url, nats_mode) {
             (Some(url), Some(mode)) => {
                 ready_tx.send_modify(|r| r.degraded.push(("nats".into(), "connecting".into())));
@@ -252,6 +253,9 @@ impl Application {
                 let (tx, rx) = mpsc::channel(SOURCE_BATCHES);
                 let streamed = mode == NatsMode::Jetstream;
                 if streamed {
+                    // An existing stream routed by another partition count
+                    // stops the start, before anything is published to it.
+                    nats::check_stream_partitions(&js, &settings.nats).await?;
                     let next = match from {
                         SourcePos::Stream(seq) => seq + 1,
                         SourcePos::Log(_) => 1,

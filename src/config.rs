@@ -14,7 +14,7 @@ use crate::engine::EngineConfig;
 /// The valid range of every numeric key: `(key, min, max)`, inclusive.
 /// Rules between keys (a bucket divides an hour, WebSockets fewer than
 /// connections, …) are checked beside these.
-pub const RANGES: [(&str, i64, i64); 24] = [
+pub const RANGES: [(&str, i64, i64); 26] = [
     ("http.rate_limit_per_sec", 0, 1_000_000),
     ("window.bucket_ms", 1_000, 3_600_000),
     ("window.late_ms", 0, DAY_MS),
@@ -31,6 +31,8 @@ pub const RANGES: [(&str, i64, i64); 24] = [
     ("nats.duplicate_window_ms", 1_000, DAY_MS),
     ("nats.ack_wait_ms", 2_000, DAY_MS),
     ("nats.publish_timeout_ms", 1, 60_000),
+    ("nats.partitions", 1, 1024),
+    ("nats.replicas", 1, 5),
     ("limits.max_connections", 2, 1_000_000),
     ("limits.max_websockets", 1, 1_000_000),
     ("limits.max_websockets_per_token", 1, 1_000_000),
@@ -148,6 +150,14 @@ pub struct Nats {
     /// How long an HTTP publish waits for the stream's acknowledgement
     /// before the event goes to the local spool instead.
     pub publish_timeout_ms: u64,
+    /// Partitions of the event stream (DESIGN §8), fixed for a stream's
+    /// life: with more than one, an event's subject carries its partition
+    /// (`<prefix>.p<n>.presence.<webinar_id>`, see `crate::partition`).
+    pub partitions: u32,
+    /// Copies JetStream keeps of the streams (1 on a single server; 3 on a
+    /// cluster of three or more, so a node may fail without losing
+    /// anything acknowledged). Applied when a stream is created.
+    pub replicas: u32,
 }
 
 impl Default for Nats {
@@ -164,6 +174,8 @@ impl Default for Nats {
             duplicate_window_ms: 120_000,
             ack_wait_ms: 600_000,
             publish_timeout_ms: 2_000,
+            partitions: 1,
+            replicas: 1,
         }
     }
 }
@@ -479,6 +491,8 @@ impl Settings {
             "nats.duplicate_window_ms" => as_i64(n.duplicate_window_ms),
             "nats.ack_wait_ms" => as_i64(n.ack_wait_ms),
             "nats.publish_timeout_ms" => as_i64(n.publish_timeout_ms),
+            "nats.partitions" => i64::from(n.partitions),
+            "nats.replicas" => i64::from(n.replicas),
             "limits.max_connections" => as_i64(l.max_connections as u64),
             "limits.max_websockets" => as_i64(l.max_websockets as u64),
             "limits.max_websockets_per_token" => as_i64(l.max_websockets_per_token as u64),

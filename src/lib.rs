@@ -54,6 +54,7 @@ pub mod http;
 pub mod live;
 pub mod metrics;
 pub mod nats;
+pub mod partition;
 pub mod pipeline;
 pub mod replay;
 pub mod restore;

@@ -39,6 +39,12 @@ pub struct RouteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BoundLabels {
+    /// `max_public_entities` (503) or `new_entities_per_minute` (429).
+    pub bound: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PartLabels {
     /// `store`, `nats`, `redis`.
     pub part: String,
@@ -53,6 +59,7 @@ pub struct Metrics {
     pub http_requests: Family<RequestLabels, Counter>,
     pub http_request_seconds: Family<RouteLabels, Histogram, fn() -> Histogram>,
     pub degraded: Family<PartLabels, Gauge>,
+    pub entities_refused: Family<BoundLabels, Counter>,
     pub records: Family<RecordLabels, Counter>,
     pub late: Counter,
     pub clamped: Counter,
@@ -195,8 +202,15 @@ impl Metrics {
             "1 while an external part (store, nats, redis) is unavailable, as /readyz says",
             degraded.clone(),
         );
+        let entities_refused = Family::<BoundLabels, Counter>::default();
+        registry.register(
+            "entities_refused",
+            "Public events refused because they named a new webinar, campaign or client past a limits.* bound",
+            entities_refused.clone(),
+        );
         Metrics {
             registry,
+            entities_refused,
             http_requests,
             http_request_seconds,
             degraded,

@@ -53,34 +53,61 @@ const SUBSCRIPTION_CAPACITY: usize = 1 << 18;
 #[derive(Debug, Clone)]
 pub struct Subjects {
     prefix: String,
+    /// `nats.partitions`; with more than one, every event subject starts
+    /// with `<prefix>.p<partition>`.
+    partitions: u32,
 }
 
 impl Subjects {
+    /// The subjects of an unpartitioned stream.
     pub fn new(prefix: &str) -> Subjects {
+        Subjects::partitioned(prefix, 1)
+    }
+
+    pub fn partitioned(prefix: &str, partitions: u32) -> Subjects {
         Subjects {
             prefix: prefix.to_owned(),
+            partitions: partitions.max(1),
+        }
+    }
+
+    /// The prefix of an event's subject: `<prefix>`, or
+    /// `<prefix>.p<partition>` when the stream is partitioned.
+    fn head(&self, ev: &Event<'_>) -> std::borrow::Cow<'_, str> {
+        if self.partitions == 1 {
+            std::borrow::Cow::Borrowed(&self.prefix)
+        } else {
+            let n = crate::partition::of(ev, self.partitions);
+            std::borrow::Cow::Owned(format!("{}.p{n}", self.prefix))
         }
     }
 
     /// Where an event is published. Identifiers may contain dots, so the
     /// stream captures `presence.>` rather than `presence.*`.
     pub fn event(&self, ev: &Event<'_>) -> String {
-        let p = &self.prefix;
+        let p = self.head(ev);
         match ev {
             Event::Presence(e) => format!("{p}.presence.{}", e.webinar_id),
             Event::Activity(e) => format!("{p}.activity.{}", e.webinar_id),
             Event::Visit(e) => format!("{p}.visit.{}", e.campaign_id),
             Event::Conversion(e) => format!("{p}.conversion.{}", e.campaign_id),
             Event::Pageview(_) => format!("{p}.pageview"),
-            Event::Tick(_) => self.tick(),
+            Event::Tick(_) => format!("{p}.tick"),
         }
     }
 
     /// Whether `subject` is where `ev` is published ([`Subjects::event`]),
     /// without building it.
     fn belongs(&self, subject: &str, ev: &Event<'_>) -> bool {
+        let head = match ev {
+            // A tick may come on any partition.
+            Event::Tick(_) if self.partitions > 1 => {
+                return self.ticks().iter().any(|t| t == subject);
+            }
+            _ => self.head(ev),
+        };
         let Some(rest) = subject
-            .strip_prefix(self.prefix.as_str())
+            .strip_prefix(&*head)
             .and_then(|r| r.strip_prefix('.'))
         else {
             return false;
@@ -116,9 +143,15 @@ impl Subjects {
         id.split('.').any(str::is_empty).then_some(field)
     }
 
-    /// The subjects the stream captures (DESIGN §5), and no others.
+    /// The subjects the stream captures (DESIGN §5), and no others:
+    /// `<prefix>.p<n>.>` for each partition when there are several.
     pub fn stream_subjects(&self) -> Vec<String> {
         let p = &self.prefix;
+        if self.partitions > 1 {
+            return (0..self.partitions)
+                .map(|n| format!("{p}.p{n}.>"))
+                .collect();
+        }
         vec![
             format!("{p}.presence.>"),
             format!("{p}.activity.>"),
@@ -131,6 +164,22 @@ impl Subjects {
 
     pub fn tick(&self) -> String {
         format!("{}.tick", self.prefix)
+    }
+
+    /// Where the service's ticks go: every partition's tick subject (with
+    /// one partition, [`Subjects::tick`]).
+    pub fn ticks(&self) -> Vec<String> {
+        if self.partitions == 1 {
+            return vec![self.tick()];
+        }
+        (0..self.partitions)
+            .map(|n| format!("{}.p{n}.tick", self.prefix))
+            .collect()
+    }
+
+    /// The stream's description, which records its partition count.
+    pub fn stream_description(&self) -> String {
+        format!("EventFlow events; partitions={}", self.partitions)
     }
 
     pub fn live(&self, webinar_id: &str) -> String {
@@ -226,8 +275,15 @@ pub async fn connect(
         }
         None => (options, url.to_owned()),
     };
+    // A comma-separated list names a cluster's nodes: async-nats takes a
+    // list of addresses, not one string with commas.
+    let servers = url
+        .split(',')
+        .map(|part| part.trim().parse::<async_nats::ServerAddr>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("nats.url: {e}"))?;
     let client = options
-        .connect(url)
+        .connect(servers)
         .await
         .with_context(|| format!("connecting to NATS at {shown}"))?;
     Ok((client, connected))
@@ -283,16 +339,18 @@ pub fn jetstream(client: Client, settings: &NatsSettings) -> jetstream::Context 
 /// Creates the event stream and the dead-letter stream, or binds to them
 /// when they exist (an operator's changes to them are kept).
 pub async fn ensure_streams(js: &jetstream::Context, s: &NatsSettings) -> anyhow::Result<()> {
-    let subjects = Subjects::new(&s.subject_prefix);
+    let subjects = Subjects::partitioned(&s.subject_prefix, s.partitions);
     let max_age = Duration::from_secs(u64::from(s.retain_days) * 86_400);
     let events = stream::Config {
         name: s.stream.clone(),
+        description: Some(subjects.stream_description()),
         subjects: subjects.stream_subjects(),
         storage: stream::StorageType::File,
         retention: stream::RetentionPolicy::Limits,
         max_age,
         max_bytes: if s.max_bytes == 0 { -1 } else { s.max_bytes },
         duplicate_window: Duration::from_millis(s.duplicate_window_ms),
+        num_replicas: s.replicas as usize,
         ..Default::default()
     };
     let dlq = stream::Config {
@@ -302,6 +360,7 @@ pub async fn ensure_streams(js: &jetstream::Context, s: &NatsSettings) -> anyhow
         retention: stream::RetentionPolicy::Limits,
         max_age,
         duplicate_window: Duration::from_millis(s.duplicate_window_ms),
+        num_replicas: s.replicas as usize,
         ..Default::default()
     };
     for config in [events, dlq] {
@@ -311,11 +370,53 @@ pub async fn ensure_streams(js: &jetstream::Context, s: &NatsSettings) -> anyhow
             .await
             .with_context(|| format!("creating or binding the JetStream stream {name}"))?;
         let info = stream.info().await?;
+        if name == s.stream {
+            check_partitions(&name, info.config.description.as_deref(), s.partitions)?;
+        }
         tracing::info!(
             stream = %name,
             subjects = ?info.config.subjects,
             messages = info.state.messages,
             "JetStream stream ready"
+        );
+    }
+    Ok(())
+}
+
+/// Refuses a stream that exists with another partition count than
+/// `nats.partitions` (one that does not exist yet, or a server that does
+/// not answer in time, is left to [`ensure_streams`]).
+pub async fn check_stream_partitions(
+    js: &jetstream::Context,
+    s: &NatsSettings,
+) -> anyhow::Result<()> {
+    let found = tokio::time::timeout(Duration::from_secs(5), js.get_stream(&s.stream)).await;
+    if let Ok(Ok(mut stream)) = found
+        && let Ok(info) = stream.info().await
+    {
+        check_partitions(&s.stream, info.config.description.as_deref(), s.partitions)?;
+    }
+    Ok(())
+}
+
+/// A stream's partition count is fixed for its life (events already in it
+/// were routed by it): a service configured with another refuses to start.
+/// A stream without the count in its description predates partitions: one.
+fn check_partitions(
+    stream: &str,
+    description: Option<&str>,
+    configured: u32,
+) -> anyhow::Result<()> {
+    let recorded = description
+        .and_then(|d| d.split("partitions=").nth(1))
+        .and_then(|n| n.trim().parse::<u32>().ok())
+        .unwrap_or(1);
+    if recorded != configured {
+        anyhow::bail!(
+            "nats.partitions: the stream {stream} holds events routed to {recorded} partition(s), \
+             and this service is configured with {configured}; a stream's partition count is \
+             fixed for its life (its events' subjects carry their partition). Set \
+             nats.partitions = {recorded}, or start a new stream (nats.stream) with the new count"
         );
     }
     Ok(())
@@ -778,24 +879,27 @@ impl NatsSink {
     /// the spool holds events for the stream: they would land behind it.
     pub async fn tick(&self, line: String) -> anyhow::Result<()> {
         let (Some(js), Some(spool)) = (&self.js, &self.spool) else {
-            return Ok(self
-                .client
-                .publish(self.subjects.tick(), line.into())
-                .await?);
+            for subject in self.subjects.ticks() {
+                self.client.publish(subject, line.clone().into()).await?;
+            }
+            return Ok(());
         };
         let turn = spool.turn().await;
         if !turn.direct() || !*self.connected.borrow() {
             return Ok(());
         }
-        let tick = Outgoing {
-            subject: self.subjects.tick(),
-            id: None,
-            payload: line.into(),
-        };
-        if publish_all(js, vec![tick], &self.connected)
-            .await
-            .is_empty()
-        {
+        let line = bytes::Bytes::from(line);
+        let ticks = self
+            .subjects
+            .ticks()
+            .into_iter()
+            .map(|subject| Outgoing {
+                subject,
+                id: None,
+                payload: line.clone(),
+            })
+            .collect();
+        if publish_all(js, ticks, &self.connected).await.is_empty() {
             Ok(())
         } else {
             anyhow::bail!("the stream did not acknowledge a tick")
@@ -868,6 +972,47 @@ mod tests {
             crate::util::redact_credentials("nats://u:p@a:4222,nats://b:4222"),
             "nats://***@a:4222,nats://b:4222"
         );
+    }
+
+    #[test]
+    fn partitioned_subjects_carry_the_partition_of_the_key() {
+        let s = Subjects::partitioned("ef", 4);
+        // w-17 is partition 1 of 4 (README's vectors).
+        let ping = br#"{"type":"presence","webinar_id":"w-17","viewer_id":"v","action":"ping"}"#;
+        let ev = crate::event::decode(ping).unwrap();
+        assert_eq!(s.event(&ev), "ef.p1.presence.w-17");
+        assert!(s.decode("ef.p1.presence.w-17", ping, 1).is_ok());
+        for wrong in [
+            "ef.p0.presence.w-17",
+            "ef.presence.w-17",
+            "ef.p1.activity.w-17",
+        ] {
+            assert!(s.decode(wrong, ping, 1).is_err(), "{wrong}");
+        }
+        let tick = br#"{"type":"tick","ts":5}"#;
+        for n in 0..4 {
+            assert!(s.decode(&format!("ef.p{n}.tick"), tick, 1).is_ok(), "p{n}");
+        }
+        assert_eq!(
+            s.stream_subjects(),
+            ["ef.p0.>", "ef.p1.>", "ef.p2.>", "ef.p3.>"]
+        );
+        assert_eq!(Subjects::partitioned("ef", 1).ticks(), ["ef.tick"]);
+        assert_eq!(
+            Subjects::partitioned("ef", 2).ticks(),
+            ["ef.p0.tick", "ef.p1.tick"]
+        );
+    }
+
+    #[test]
+    fn a_stream_keeps_its_partition_count() {
+        assert!(check_partitions("S", None, 1).is_ok(), "older streams: one");
+        assert!(check_partitions("S", Some("EventFlow events; partitions=4"), 4).is_ok());
+        let err = check_partitions("S", Some("EventFlow events; partitions=4"), 2)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("nats.partitions = 4"), "{err}");
+        assert!(check_partitions("S", None, 3).is_err());
     }
 
     #[test]

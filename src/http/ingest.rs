@@ -416,7 +416,19 @@ async fn public(
             check_ingest_key(caller.key.as_ref(), &event)?;
         }
         s.admission
-            .admit(caller.ip, &entities(&event), (s.clock)())?;
+            .admit(caller.ip, &entities(&event), (s.clock)())
+            .inspect_err(|e| {
+                let bound = match e {
+                    ApiError::Unavailable(_) => "max_public_entities",
+                    _ => "new_entities_per_minute",
+                };
+                s.metrics
+                    .entities_refused
+                    .get_or_create(&crate::metrics::BoundLabels {
+                        bound: bound.into(),
+                    })
+                    .inc();
+            })?;
         let mut out = s.sink.prepare();
         out.push(&event, "event")?;
         s.sink.append(out).await.map_err(ApiError::Unavailable)?;

@@ -128,6 +128,18 @@ async fn a_flood_of_random_webinars_is_bounded_and_admitted_ones_keep_working() 
         after < before + 16 * 1024,
         "RSS grew from {before} KiB to {after} KiB"
     );
+    let metrics = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("eventflow_entities_refused_total{bound=\"max_public_entities\"} 20000"),
+        "{metrics}"
+    );
     // Admitted webinars keep working.
     assert_eq!(ping("w-7".into()).await.unwrap().status(), 202);
 }
@@ -160,6 +172,14 @@ async fn one_address_introduces_few_new_entities_a_minute() {
             .unwrap()
             .starts_with("limits.new_entities_per_minute"),
         "{v}"
+    );
+    let (_, metrics) = app.get("/metrics").await;
+    assert!(
+        metrics
+            .as_str()
+            .unwrap()
+            .contains("eventflow_entities_refused_total{bound=\"new_entities_per_minute\"} 1"),
+        "{metrics}"
     );
     // Known webinars still take this address's events; backends are not
     // bounded.

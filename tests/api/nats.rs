@@ -674,3 +674,222 @@ async fn a_nats_outage_keeps_acceptance_order_so_no_spooled_event_is_late() {
         }
     }
 }
+
+/// Partitions (DESIGN §8): each event's subject carries the partition of
+/// its key (FNV-1a 32 of the key, modulo nats.partitions), ticks go to every
+/// partition, the service counts everything; restarting with another count
+/// on the same stream is refused with an explanation.
+#[tokio::test]
+async fn partitioned_subjects_route_by_key_and_the_count_is_fixed() {
+    let names = Names::new("part");
+    let mut settings = names.settings(NATS_URL, "jetstream");
+    settings["nats"]["partitions"] = json!(4);
+    let app = spawn_app_with(settings.clone()).await;
+    let webinars = ["w-17", "w-a", "w-b", "w-c", "w-d", "w-e"];
+    for w in webinars {
+        let (status, body) = app
+            .post(
+                &format!("/api/webinars/{w}/presence/ping"),
+                r#"{"viewer_id":"v"}"#,
+            )
+            .await;
+        assert_eq!(status, 202, "{body}");
+    }
+    let visit =
+        json!({"type":"visit","client_id":"c-demo","campaign_id":"cmp-9","session_id":"s-1"});
+    let (status, body) = app.post_batch(visit.to_string(), &app.token).await;
+    assert_eq!(status, 202, "{body}");
+    for w in webinars {
+        eventually("the engine counts every webinar", || async {
+            (live(&app, w).await == 1).then_some(())
+        })
+        .await;
+    }
+    let ticked = eventually("ticks on every partition", || async {
+        let stored = stream_messages(NATS_URL, &names.stream).await;
+        (0..4)
+            .all(|n| {
+                stored
+                    .iter()
+                    .any(|m| m.subject.as_str() == format!("{}.p{n}.tick", names.prefix))
+            })
+            .then_some(stored)
+    })
+    .await;
+    for w in webinars {
+        let n = eventflow::partition::of_key(w, 4);
+        let subject = format!("{}.p{n}.presence.{w}", names.prefix);
+        assert_eq!(
+            ticked
+                .iter()
+                .filter(|m| m.subject.as_str() == subject)
+                .count(),
+            1,
+            "{w} on {subject}"
+        );
+    }
+    // The published vectors: w-17 is partition 1 of 4, c-demo partition 2.
+    assert!(
+        ticked
+            .iter()
+            .any(|m| m.subject.as_str() == format!("{}.p1.presence.w-17", names.prefix))
+    );
+    assert!(
+        ticked
+            .iter()
+            .any(|m| m.subject.as_str() == format!("{}.p2.visit.cmp-9", names.prefix))
+    );
+    app.stop().await;
+
+    settings["nats"]["partitions"] = json!(2);
+    let err = eventflow::app::Application::build(crate::helpers::test_settings(
+        tempfile::tempdir().unwrap().path(),
+        settings,
+    ))
+    .await
+    .err()
+    .expect("another partition count is refused");
+    let text = format!("{err:#}");
+    assert!(
+        text.contains("nats.partitions") && text.contains("4 partition(s)"),
+        "{text}"
+    );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Three nats-servers of the test's own in one JetStream cluster on
+/// loopback ports; any one can be killed.
+struct OwnCluster {
+    ports: Vec<u16>,
+    nodes: Vec<Option<Child>>,
+    _dirs: Vec<tempfile::TempDir>,
+}
+
+impl OwnCluster {
+    fn start() -> OwnCluster {
+        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let routes: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let all_routes = routes
+            .iter()
+            .map(|p| format!("nats://127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+        let nodes = (0..3)
+            .map(|i| {
+                Some(
+                    Command::new(OwnNats::binary())
+                        .args(["-a", "127.0.0.1", "-p", &ports[i].to_string(), "-js", "-sd"])
+                        .arg(dirs[i].path())
+                        .args(["--server_name", &format!("n{i}"), "--cluster_name", "eft"])
+                        .args(["--cluster", &format!("nats://127.0.0.1:{}", routes[i])])
+                        .args(["--routes", &all_routes])
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .spawn()
+                        .unwrap(),
+                )
+            })
+            .collect();
+        for port in &ports {
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while std::net::TcpStream::connect(("127.0.0.1", *port)).is_err() {
+                assert!(std::time::Instant::now() < deadline, "nats-server starts");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        OwnCluster {
+            ports,
+            nodes,
+            _dirs: dirs,
+        }
+    }
+
+    fn url(&self) -> String {
+        self.ports
+            .iter()
+            .map(|p| format!("nats://127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// One node's URL (the test's own clients take one).
+    fn first(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.ports[0])
+    }
+
+    fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.nodes[i].take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.kill(i);
+        }
+    }
+}
+
+/// JetStream on a three-node cluster with the streams replicated three
+/// times (nats.replicas = 3): a node SIGKILLed during steady ingest —
+/// whichever it is: the one the service talks to, the stream's leader or
+/// another — loses nothing acknowledged and counts nothing twice.
+#[tokio::test]
+async fn a_cluster_node_killed_during_ingest_loses_nothing_acknowledged() {
+    let mut cluster = OwnCluster::start();
+    let names = Names::new("r3");
+    let mut settings = names.settings(&cluster.url(), "jetstream");
+    settings["nats"]["replicas"] = json!(3);
+    let app = spawn_app_with(settings).await;
+    let mut accepted = 0u64;
+    for _ in 0..40 {
+        ping(&app, &mut accepted).await;
+    }
+    let info = eventually("the replicated stream exists", || async {
+        let mut stream = js(&cluster.first())
+            .await
+            .get_stream(&names.stream)
+            .await
+            .ok()?;
+        let info = stream.info().await.ok()?.clone();
+        info.cluster.as_ref()?.leader.as_ref()?;
+        Some(info)
+    })
+    .await;
+    assert_eq!(info.config.num_replicas, 3, "replicated three times");
+    // Kill the stream's leader: the hardest case (a new leader is elected
+    // while publishes wait).
+    let leader = info
+        .cluster
+        .and_then(|c| c.leader)
+        .and_then(|l| l.strip_prefix('n').and_then(|n| n.parse::<usize>().ok()))
+        .unwrap_or(0);
+    cluster.kill(leader);
+    for _ in 0..80 {
+        ping(&app, &mut accepted).await;
+    }
+    let path = format!("/api/webinars/w-f/stats/access?from={}", now_ms() - 600_000);
+    let pings = eventually("every accepted ping is in a final bucket", || async {
+        let (_, v) = app.get(&path).await;
+        let total: u64 = v["buckets"]
+            .as_array()?
+            .iter()
+            .map(|b| b["pings"].as_u64().unwrap_or(0))
+            .sum();
+        (total >= accepted).then_some(total)
+    })
+    .await;
+    assert_eq!(pings, accepted, "nothing lost, nothing doubled");
+    app.stop().await;
+}

@@ -75,3 +75,52 @@ async fn alert_rules_and_the_dashboard_name_only_exported_metrics() {
         }
     }
 }
+
+/// docker-compose.yml, read as text (there is no Docker engine to run it
+/// in the tests): every published port listens on `EVENTFLOW_BIND`
+/// (127.0.0.1 unless set), every secret comes from .env, the service and
+/// every store have a health check, and the service talks to all three
+/// NATS nodes with streams kept three times.
+#[test]
+fn compose_binds_locally_takes_secrets_from_env_and_checks_health() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let compose = std::fs::read_to_string(root.join("docker-compose.yml")).unwrap();
+    let lines: Vec<&str> = compose.lines().map(str::trim).collect();
+    let published: Vec<&&str> = lines
+        .iter()
+        .filter(|l| l.starts_with("- \"") && l.matches(':').count() >= 2 && !l.contains("//"))
+        .collect();
+    assert!(published.len() >= 6, "ports are published: {published:?}");
+    for port in published {
+        assert!(
+            port.starts_with("- \"${EVENTFLOW_BIND:-127.0.0.1}:"),
+            "{port} must listen on EVENTFLOW_BIND"
+        );
+    }
+    // Secrets: any line naming one, and the value after a password flag,
+    // is an .env reference.
+    for (i, l) in lines.iter().enumerate() {
+        if l.starts_with('#') {
+            continue;
+        }
+        let names_one = l.contains("PASSWORD") || l.contains("SECRET");
+        let after_flag = i > 0 && matches!(lines[i - 1], "- --pass" | "- --requirepass");
+        if names_one || after_flag {
+            assert!(l.contains("${"), "a secret written into compose: {l}");
+        }
+    }
+    // nats-2 and nats-3 inherit nats-1's health check (`<<: *nats`).
+    assert_eq!(
+        compose.matches("healthcheck:").count(),
+        4,
+        "nats, postgres, redis, eventflow"
+    );
+    assert!(compose.contains("\"eventflow\", \"healthcheck\""));
+    assert!(compose.contains("@nats-1:4222,") && compose.contains("@nats-3:4222"));
+    assert!(compose.contains("EVENTFLOW__NATS__REPLICAS: \"3\""));
+    let dockerfile = std::fs::read_to_string(root.join("Dockerfile")).unwrap();
+    assert!(
+        dockerfile.contains("HEALTHCHECK"),
+        "the image checks itself"
+    );
+}
