@@ -26,7 +26,7 @@ pub const RANGES: [(&str, i64, i64); 26] = [
     ("log.compress_after_days", 0, 36_500),
     ("log.retain_days", 1, 36_500),
     ("log.checkpoint_interval_ms", 100, 3_600_000),
-    ("nats.retain_days", 1, 36_500),
+    ("nats.retain_days", 0, 36_500),
     ("nats.max_bytes", 0, i64::MAX),
     ("nats.duplicate_window_ms", 1_000, DAY_MS),
     ("nats.ack_wait_ms", 2_000, DAY_MS),

@@ -1,4 +1,5 @@
 //! EventFlow: a real-time statistics aggregator for webinars and campaigns.
+//! `DESIGN §n` in these docs is section n of `docs/DESIGN.md`, the contract.
 //!
 //! # Layout
 //!
