@@ -62,8 +62,9 @@ pub struct Bound;
 
 /// The forms of [`Bound`]. (The service also takes surrounding blanks and
 /// the other spellings of an instant jiff reads.)
-pub const BOUND_PATTERN: &str = "^([0-9]{1,15}|[0-9]{4}-[0-9]{2}-[0-9]{2}\
-    |[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2}))$";
+pub const BOUND_PATTERN: &str = "^([0-9]{1,15}\
+    |[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])\
+    (T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))?)$";
 
 impl utoipa::PartialSchema for Bound {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
