@@ -417,6 +417,23 @@ async fn the_service_logs_in_to_nats_with_the_credentials_of_its_url() {
     app.stop().await;
 }
 
+/// Waits until the final buckets of `w-f` hold `accepted` pings, and
+/// asserts they hold no more.
+async fn every_ping_counted_once(app: &TestApp, accepted: u64) {
+    let path = format!("/api/webinars/w-f/stats/access?from={}", now_ms() - 600_000);
+    let pings = eventually("every accepted ping is in a final bucket", || async {
+        let (_, v) = app.get(&path).await;
+        let total: u64 = v["buckets"]
+            .as_array()?
+            .iter()
+            .map(|b| b["pings"].as_u64().unwrap_or(0))
+            .sum();
+        (total >= accepted).then_some(total)
+    })
+    .await;
+    assert_eq!(pings, accepted, "nothing lost, nothing doubled");
+}
+
 /// One browser ping with a unique event id; counts it when accepted.
 async fn ping(app: &TestApp, accepted: &mut u64) {
     let n = *accepted + 1;
@@ -456,18 +473,7 @@ async fn nats_restarted_during_steady_ingest_loses_and_doubles_nothing() {
     })
     .await;
     // Every accepted ping reaches the stream and is counted once.
-    let path = format!("/api/webinars/w-f/stats/access?from={}", now_ms() - 600_000);
-    let pings = eventually("every accepted ping is in a final bucket", || async {
-        let (_, v) = app.get(&path).await;
-        let total: u64 = v["buckets"]
-            .as_array()?
-            .iter()
-            .map(|b| b["pings"].as_u64().unwrap_or(0))
-            .sum();
-        (total >= accepted).then_some(total)
-    })
-    .await;
-    assert_eq!(pings, accepted, "nothing lost, nothing doubled");
+    every_ping_counted_once(&app, accepted).await;
     let metrics = app
         .client
         .get(format!("{}/metrics", app.base))
@@ -879,17 +885,6 @@ async fn a_cluster_node_killed_during_ingest_loses_nothing_acknowledged() {
     for _ in 0..80 {
         ping(&app, &mut accepted).await;
     }
-    let path = format!("/api/webinars/w-f/stats/access?from={}", now_ms() - 600_000);
-    let pings = eventually("every accepted ping is in a final bucket", || async {
-        let (_, v) = app.get(&path).await;
-        let total: u64 = v["buckets"]
-            .as_array()?
-            .iter()
-            .map(|b| b["pings"].as_u64().unwrap_or(0))
-            .sum();
-        (total >= accepted).then_some(total)
-    })
-    .await;
-    assert_eq!(pings, accepted, "nothing lost, nothing doubled");
+    every_ping_counted_once(&app, accepted).await;
     app.stop().await;
 }
