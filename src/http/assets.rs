@@ -6,7 +6,9 @@
 //! - the dashboard (`src/http/dashboard/`, README "Dashboard"): its pages at
 //!   `GET /`, `/dashboard/webinars/{id}` and `/dashboard/clients/{id}`, and
 //!   their scripts, styles and the vendored chart library at
-//!   `GET /dashboard/assets/{file}`.
+//!   `GET /dashboard/assets/{file}`;
+//! - the API reference page (`src/http/docs/`) at `GET /docs`, with its
+//!   script and style, which render `GET /openapi.json`.
 //!
 //! Pages hold no data: their scripts read it from the authenticated APIs
 //! with the token the page was opened with. Every page carries a
@@ -113,6 +115,20 @@ static PAGES: LazyLock<[File; 3]> = LazyLock::new(|| {
     ]
 });
 
+/// The reference page's files, served as pages: its own script and style
+/// and the description from the service, nothing inline, no framing.
+pub const DOCS_CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+    style-src 'self'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; \
+    base-uri 'none'; form-action 'none'";
+
+static DOCS: LazyLock<[File; 3]> = LazyLock::new(|| {
+    [
+        File::new("index.html", include_bytes!("docs/index.html")),
+        File::new("docs.js", include_bytes!("docs/docs.js")),
+        File::new("docs.css", include_bytes!("docs/docs.css")),
+    ]
+});
+
 /// `file` with `cache_control`, or `304` when the browser's copy (its
 /// `If-None-Match`) is current.
 fn serve(headers: &HeaderMap, file: &File, cache_control: &'static str) -> Response {
@@ -141,13 +157,13 @@ fn serve(headers: &HeaderMap, file: &File, cache_control: &'static str) -> Respo
         .into_response()
 }
 
-/// A page, with the security headers every page carries.
-fn page(headers: &HeaderMap, file: &File) -> Response {
+/// A page, with the security headers every page carries and `policy`.
+fn page(headers: &HeaderMap, file: &File, policy: &'static str) -> Response {
     let mut response = serve(headers, file, PAGE_CACHE_CONTROL);
     let h = response.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        HeaderValue::from_static(policy),
     );
     h.insert(
         header::REFERRER_POLICY,
@@ -190,7 +206,7 @@ pub async fn sdk(headers: HeaderMap) -> Response {
     ),
 )]
 pub async fn index_page(headers: HeaderMap) -> Response {
-    page(&headers, &PAGES[0])
+    page(&headers, &PAGES[0], CONTENT_SECURITY_POLICY)
 }
 
 /// `GET /dashboard/webinars/{webinar_id}`: one webinar, live.
@@ -211,7 +227,7 @@ pub async fn index_page(headers: HeaderMap) -> Response {
     ),
 )]
 pub async fn webinar_page(headers: HeaderMap) -> Response {
-    page(&headers, &PAGES[1])
+    page(&headers, &PAGES[1], CONTENT_SECURITY_POLICY)
 }
 
 /// `GET /dashboard/clients/{client_id}`: one client's campaigns, links,
@@ -233,7 +249,7 @@ pub async fn webinar_page(headers: HeaderMap) -> Response {
     ),
 )]
 pub async fn client_page(headers: HeaderMap) -> Response {
-    page(&headers, &PAGES[2])
+    page(&headers, &PAGES[2], CONTENT_SECURITY_POLICY)
 }
 
 /// `GET /dashboard/assets/{*file}`: a script, style sheet or the chart
@@ -265,6 +281,55 @@ pub async fn dashboard_asset(
         ApiError::NotFound(format!("file: {file:?} is not a file of the dashboard"))
     })?;
     Ok(serve(&headers, found, ASSET_CACHE_CONTROL))
+}
+
+/// `GET /docs`
+#[utoipa::path(
+    get,
+    path = "/docs",
+    tag = "pages",
+    summary = "This reference, as a page",
+    description = "Renders `/openapi.json` in the browser; works offline.",
+    params(("If-None-Match" = Option<String>, Header, description = "Entity tags of a copy.")),
+    responses(
+        (status = 200, description = "The page.", content_type = "text/html", body = String),
+        (status = 304, description = "The copy named by `If-None-Match` is current."),
+    ),
+)]
+pub async fn docs_page(headers: HeaderMap) -> Response {
+    page(&headers, &DOCS[0], DOCS_CONTENT_SECURITY_POLICY)
+}
+
+/// `GET /docs/docs.js`
+#[utoipa::path(
+    get,
+    path = "/docs/docs.js",
+    tag = "pages",
+    summary = "The reference page's script",
+    params(("If-None-Match" = Option<String>, Header, description = "Entity tags of a copy.")),
+    responses(
+        (status = 200, description = "The script.", content_type = "text/javascript", body = String),
+        (status = 304, description = "The copy named by `If-None-Match` is current."),
+    ),
+)]
+pub async fn docs_script(headers: HeaderMap) -> Response {
+    page(&headers, &DOCS[1], DOCS_CONTENT_SECURITY_POLICY)
+}
+
+/// `GET /docs/docs.css`
+#[utoipa::path(
+    get,
+    path = "/docs/docs.css",
+    tag = "pages",
+    summary = "The reference page's style",
+    params(("If-None-Match" = Option<String>, Header, description = "Entity tags of a copy.")),
+    responses(
+        (status = 200, description = "The style sheet.", content_type = "text/css", body = String),
+        (status = 304, description = "The copy named by `If-None-Match` is current."),
+    ),
+)]
+pub async fn docs_style(headers: HeaderMap) -> Response {
+    page(&headers, &DOCS[2], DOCS_CONTENT_SECURITY_POLICY)
 }
 
 /// Whether `If-None-Match` names `etag` (weakly, as RFC 9110 §13.1.2 compares

@@ -227,9 +227,9 @@ fn routes() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
             get(assets::dashboard_asset),
         ),
         r("/openapi.json", "GET", Open, get(openapi::openapi_json)),
-        r("/docs", "GET", Open, get(openapi::docs_page)),
-        r("/docs/docs.js", "GET", Open, get(openapi::docs_script)),
-        r("/docs/docs.css", "GET", Open, get(openapi::docs_style)),
+        r("/docs", "GET", Open, get(assets::docs_page)),
+        r("/docs/docs.js", "GET", Open, get(assets::docs_script)),
+        r("/docs/docs.css", "GET", Open, get(assets::docs_style)),
     ]
 }
 

@@ -14,7 +14,7 @@
 
 use std::sync::LazyLock;
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::response::{Response as ApiResponse, ResponseBuilder};
@@ -76,9 +76,9 @@ use crate::event::{self, Conversion, Pageview, Presence, Visit};
         super::assets::client_page,
         super::assets::dashboard_asset,
         openapi_json,
-        docs_page,
-        docs_script,
-        docs_style,
+        super::assets::docs_page,
+        super::assets::docs_script,
+        super::assets::docs_style,
     ),
     components(schemas(
         Presence,
@@ -130,75 +130,6 @@ pub async fn openapi_json() -> Response {
         spec_json(),
     )
         .into_response()
-}
-
-/// The reference page and its files.
-const DOCS_PAGE: &str = include_str!("docs/index.html");
-const DOCS_SCRIPT: &str = include_str!("docs/docs.js");
-const DOCS_STYLE: &str = include_str!("docs/docs.css");
-
-/// The reference page's policy: its own script and style, the description
-/// from the service, nothing inline, no framing.
-pub const DOCS_CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
-    style-src 'self'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; \
-    base-uri 'none'; form-action 'none'";
-
-/// The headers every docs response carries.
-fn docs_headers(content_type: &'static str) -> [(header::HeaderName, HeaderValue); 6] {
-    [
-        (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
-        (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
-        (
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(DOCS_CONTENT_SECURITY_POLICY),
-        ),
-        (
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ),
-        (
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
-        ),
-        (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
-    ]
-}
-
-/// `GET /docs`
-#[utoipa::path(
-    get,
-    path = "/docs",
-    tag = "pages",
-    summary = "This reference, as a page",
-    description = "Renders `/openapi.json` in the browser; works offline.",
-    responses((status = 200, description = "The page.", content_type = "text/html", body = String)),
-)]
-pub async fn docs_page() -> Response {
-    (docs_headers("text/html; charset=utf-8"), DOCS_PAGE).into_response()
-}
-
-/// `GET /docs/docs.js`
-#[utoipa::path(
-    get,
-    path = "/docs/docs.js",
-    tag = "pages",
-    summary = "The reference page's script",
-    responses((status = 200, description = "The script.", content_type = "text/javascript", body = String)),
-)]
-pub async fn docs_script() -> Response {
-    (docs_headers("text/javascript; charset=utf-8"), DOCS_SCRIPT).into_response()
-}
-
-/// `GET /docs/docs.css`
-#[utoipa::path(
-    get,
-    path = "/docs/docs.css",
-    tag = "pages",
-    summary = "The reference page's style",
-    responses((status = 200, description = "The style sheet.", content_type = "text/css", body = String)),
-)]
-pub async fn docs_style() -> Response {
-    (docs_headers("text/css; charset=utf-8"), DOCS_STYLE).into_response()
 }
 
 /// Adds what routes share, by their [`Access`] (see the module's doc).
