@@ -238,6 +238,16 @@ struct ViewerDays {
     days: HashMap<Box<str>, BTreeMap<Date, RoaringBitmap>>,
 }
 
+/// A link's numbers (DESIGN §4 rule 7).
+fn link_stats(link_id: &str, visits: u64, conversions: u64) -> LinkStats {
+    LinkStats {
+        link_id: link_id.to_owned(),
+        visits,
+        conversions,
+        cvr: pct(conversions, visits),
+    }
+}
+
 /// A client's sessions, numbered in first-seen order (the numbers its day
 /// bitmaps hold). Ids are kept as 128-bit fingerprints (XXH3-128: two of a
 /// billion sessions share one with probability below 10⁻²⁰), 16 bytes and
@@ -1316,12 +1326,7 @@ impl CampaignView {
             .iter()
             .filter(|c| c.link == l && range.contains(c.day))
             .count() as u64;
-        Some(LinkStats {
-            link_id: link_id.to_owned(),
-            visits,
-            conversions,
-            cvr: pct(conversions, visits),
-        })
+        Some(link_stats(link_id, visits, conversions))
     }
 
     /// Every link with a link visit or an attributed conversion in the
@@ -1338,25 +1343,22 @@ impl CampaignView {
                 *conversions.entry(c.link).or_default() += 1;
             }
         }
-        let mut rows: Vec<(u64, u64, &str)> = client
+        let mut rows: Vec<LinkStats> = client
             .links
             .iter()
             .filter_map(|(l, link)| {
                 let visits = union_in(&link.visits, range).len();
                 let conversions = conversions.get(l).copied().unwrap_or(0);
                 (visits > 0 || conversions > 0)
-                    .then(|| (visits, conversions, client.names.name(*l)))
+                    .then(|| link_stats(client.names.name(*l), visits, conversions))
             })
             .collect();
-        rows.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.2.cmp(b.2)));
-        rows.into_iter()
-            .map(|(visits, conversions, link_id)| LinkStats {
-                link_id: link_id.to_owned(),
-                visits,
-                conversions,
-                cvr: pct(conversions, visits),
-            })
-            .collect()
+        rows.sort_by(|a, b| {
+            b.visits
+                .cmp(&a.visits)
+                .then_with(|| a.link_id.cmp(&b.link_id))
+        });
+        rows
     }
 
     /// One campaign per day and over the range; `None` if the client never

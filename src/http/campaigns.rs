@@ -331,8 +331,12 @@ pub async fn overview(
     authorize_client(&claims, &client_id)?;
     let range = range_of(&s, &p)?;
     let mut body = s.campaigns.overview(&client_id, range);
-    let peaks = webinar_peaks(&s, &client_id, range).await?;
-    body.webinars.peak_concurrent = peaks.iter().map(|(_, _, peak)| *peak).max().unwrap_or(0);
+    let webinars = s.campaigns.webinars(&client_id, range);
+    let mut peak = 0;
+    for w in &webinars {
+        peak = peak.max(webinar_peak(&s, w, range).await?);
+    }
+    body.webinars.peak_concurrent = peak;
     Ok(Json(body))
 }
 
@@ -363,16 +367,15 @@ pub async fn webinars(
 ) -> Result<Json<ClientWebinars>, ApiError> {
     authorize_client(&claims, &client_id)?;
     let range = range_of(&s, &p)?;
-    let webinars = webinar_peaks(&s, &client_id, range)
-        .await?
-        .into_iter()
-        .map(|(webinar_id, registrations, peak)| ClientWebinar {
+    let mut webinars = Vec::new();
+    for (webinar_id, registrations) in s.campaigns.webinar_registrations(&client_id, range) {
+        webinars.push(ClientWebinar {
             live: s.hub.state(&webinar_id).live,
+            peak_concurrent: webinar_peak(&s, &webinar_id, range).await?,
             webinar_id,
-            peak_concurrent: peak,
             registrations,
-        })
-        .collect();
+        });
+    }
     Ok(Json(ClientWebinars {
         client_id,
         period: range.period(),
@@ -404,14 +407,9 @@ pub struct ClientWebinar {
     pub registrations: u64,
 }
 
-/// The client's webinars in the range with their registrations and peak:
-/// the largest `max_concurrent` of their buckets starting in the range,
-/// final (store) or open (hub).
-async fn webinar_peaks(
-    s: &AppState,
-    client_id: &str,
-    range: DateRange,
-) -> Result<Vec<(String, u64, u32)>, ApiError> {
+/// A webinar's peak in the range: the largest `max_concurrent` of its
+/// buckets starting in the range, final (store) or open (hub).
+async fn webinar_peak(s: &AppState, webinar_id: &str, range: DateRange) -> Result<u32, ApiError> {
     let tz = s.settings.time_zone();
     let start = range
         .from
@@ -424,20 +422,16 @@ async fn webinar_peaks(
         .ok()
         .and_then(|d| d.to_zoned(tz).ok())
         .map_or(crate::event::MAX_TS, |z| z.timestamp().as_millisecond());
-    let mut out = Vec::new();
-    for (w, registrations) in s.campaigns.webinar_registrations(client_id, range) {
-        let mut peak = 0u32;
-        for b in s.store.presence_buckets(&w, start, end).await? {
-            peak = peak.max(b.max_concurrent);
-        }
-        if let Some(open) = s.hub.state(&w).open_bucket
-            && (start..end).contains(&open.bucket_start)
-        {
-            peak = peak.max(open.max_concurrent);
-        }
-        out.push((w, registrations, peak));
+    let mut peak = 0u32;
+    for b in s.store.presence_buckets(webinar_id, start, end).await? {
+        peak = peak.max(b.max_concurrent);
     }
-    Ok(out)
+    if let Some(open) = s.hub.state(webinar_id).open_bucket
+        && (start..end).contains(&open.bucket_start)
+    {
+        peak = peak.max(open.max_concurrent);
+    }
+    Ok(peak)
 }
 
 #[cfg(test)]
