@@ -11,37 +11,183 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::EngineConfig;
 
-/// The valid range of every numeric key: `(key, min, max)`, inclusive.
-/// Rules between keys (a bucket divides an hour, WebSockets fewer than
-/// connections, …) are checked beside these.
-pub const RANGES: [(&str, i64, i64); 26] = [
-    ("http.rate_limit_per_sec", 0, 1_000_000),
-    ("window.bucket_ms", 1_000, 3_600_000),
-    ("window.late_ms", 0, DAY_MS),
-    ("window.max_future_ms", 0, DAY_MS),
-    ("window.idle_lag_ms", 0, i64::MAX),
-    ("presence.ttl_ms", 1_000, DAY_MS),
-    ("live.push_interval_ms", 1, 60_000),
-    ("attribution.window_days", 1, 365),
-    ("log.compress_after_days", 0, 36_500),
-    ("log.retain_days", 1, 36_500),
-    ("log.checkpoint_interval_ms", 100, 3_600_000),
-    ("nats.retain_days", 0, 36_500),
-    ("nats.max_bytes", 0, i64::MAX),
-    ("nats.duplicate_window_ms", 1_000, DAY_MS),
-    ("nats.ack_wait_ms", 2_000, DAY_MS),
-    ("nats.publish_timeout_ms", 1, 60_000),
-    ("nats.partitions", 1, 1024),
-    ("nats.replicas", 1, 5),
-    ("limits.max_connections", 2, 1_000_000),
-    ("limits.max_websockets", 1, 1_000_000),
-    ("limits.max_websockets_per_token", 1, 1_000_000),
-    ("limits.header_timeout_ms", 1, 600_000),
-    ("limits.body_timeout_ms", 1, 3_600_000),
-    ("limits.ws_max_message_bytes", 125, 16 << 20),
-    ("limits.max_public_entities", 1, 100_000_000),
-    ("limits.new_entities_per_minute", 0, 1_000_000),
+/// One numeric key: its name, its valid range (inclusive) and where its
+/// value is.
+pub struct Range {
+    pub key: &'static str,
+    pub min: i64,
+    pub max: i64,
+    pub value: fn(&Settings) -> i64,
+}
+
+/// The valid range of every numeric key. Rules between keys (a bucket
+/// divides an hour, WebSockets fewer than connections, …) are checked
+/// beside these.
+pub const RANGES: [Range; 26] = [
+    Range {
+        key: "http.rate_limit_per_sec",
+        min: 0,
+        max: 1_000_000,
+        value: |s| i64::from(s.http.rate_limit_per_sec),
+    },
+    Range {
+        key: "window.bucket_ms",
+        min: 1_000,
+        max: 3_600_000,
+        value: |s| s.window.bucket_ms,
+    },
+    Range {
+        key: "window.late_ms",
+        min: 0,
+        max: DAY_MS,
+        value: |s| s.window.late_ms,
+    },
+    Range {
+        key: "window.max_future_ms",
+        min: 0,
+        max: DAY_MS,
+        value: |s| s.window.max_future_ms,
+    },
+    Range {
+        key: "window.idle_lag_ms",
+        min: 0,
+        max: i64::MAX,
+        value: |s| s.window.idle_lag_ms,
+    },
+    Range {
+        key: "presence.ttl_ms",
+        min: 1_000,
+        max: DAY_MS,
+        value: |s| s.presence.ttl_ms,
+    },
+    Range {
+        key: "live.push_interval_ms",
+        min: 1,
+        max: 60_000,
+        value: |s| wide(s.live.push_interval_ms),
+    },
+    Range {
+        key: "attribution.window_days",
+        min: 1,
+        max: 365,
+        value: |s| i64::from(s.attribution.window_days),
+    },
+    Range {
+        key: "log.compress_after_days",
+        min: 0,
+        max: 36_500,
+        value: |s| i64::from(s.log.compress_after_days),
+    },
+    Range {
+        key: "log.retain_days",
+        min: 1,
+        max: 36_500,
+        value: |s| i64::from(s.log.retain_days),
+    },
+    Range {
+        key: "log.checkpoint_interval_ms",
+        min: 100,
+        max: 3_600_000,
+        value: |s| wide(s.log.checkpoint_interval_ms),
+    },
+    Range {
+        key: "nats.retain_days",
+        min: 0,
+        max: 36_500,
+        value: |s| i64::from(s.nats.retain_days),
+    },
+    Range {
+        key: "nats.max_bytes",
+        min: 0,
+        max: i64::MAX,
+        value: |s| s.nats.max_bytes,
+    },
+    Range {
+        key: "nats.duplicate_window_ms",
+        min: 1_000,
+        max: DAY_MS,
+        value: |s| wide(s.nats.duplicate_window_ms),
+    },
+    Range {
+        key: "nats.ack_wait_ms",
+        min: 2_000,
+        max: DAY_MS,
+        value: |s| wide(s.nats.ack_wait_ms),
+    },
+    Range {
+        key: "nats.publish_timeout_ms",
+        min: 1,
+        max: 60_000,
+        value: |s| wide(s.nats.publish_timeout_ms),
+    },
+    Range {
+        key: "nats.partitions",
+        min: 1,
+        max: 1024,
+        value: |s| i64::from(s.nats.partitions),
+    },
+    Range {
+        key: "nats.replicas",
+        min: 1,
+        max: 5,
+        value: |s| i64::from(s.nats.replicas),
+    },
+    Range {
+        key: "limits.max_connections",
+        min: 2,
+        max: 1_000_000,
+        value: |s| wide(s.limits.max_connections as u64),
+    },
+    Range {
+        key: "limits.max_websockets",
+        min: 1,
+        max: 1_000_000,
+        value: |s| wide(s.limits.max_websockets as u64),
+    },
+    Range {
+        key: "limits.max_websockets_per_token",
+        min: 1,
+        max: 1_000_000,
+        value: |s| wide(s.limits.max_websockets_per_token as u64),
+    },
+    Range {
+        key: "limits.header_timeout_ms",
+        min: 1,
+        max: 600_000,
+        value: |s| wide(s.limits.header_timeout_ms),
+    },
+    Range {
+        key: "limits.body_timeout_ms",
+        min: 1,
+        max: 3_600_000,
+        value: |s| wide(s.limits.body_timeout_ms),
+    },
+    // Control frames (pings, pongs, closes) carry up to 125 bytes.
+    Range {
+        key: "limits.ws_max_message_bytes",
+        min: 125,
+        max: 16 << 20,
+        value: |s| wide(s.limits.ws_max_message_bytes as u64),
+    },
+    Range {
+        key: "limits.max_public_entities",
+        min: 1,
+        max: 100_000_000,
+        value: |s| wide(s.limits.max_public_entities as u64),
+    },
+    Range {
+        key: "limits.new_entities_per_minute",
+        min: 0,
+        max: 1_000_000,
+        value: |s| i64::from(s.limits.new_entities_per_minute),
+    },
 ];
+
+/// A `u64` or `usize` setting as `i64` (saturating: past `i64::MAX` is out
+/// of every range anyway).
+fn wide(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -292,34 +438,18 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// The rules between limits (each one's own range is in [`RANGES`]).
     fn validate(&self) -> anyhow::Result<()> {
-        if self.max_connections < 2 {
-            anyhow::bail!("limits.max_connections: must be at least 2");
-        }
-        if self.max_websockets == 0 || self.max_websockets >= self.max_connections {
+        if self.max_websockets >= self.max_connections {
             anyhow::bail!(
-                "limits.max_websockets: must be at least 1 and less than limits.max_connections \
+                "limits.max_websockets: must be less than limits.max_connections \
                  (WebSockets hold connections; the rest are for ingest and reads)"
             );
         }
-        if self.max_websockets_per_token == 0 || self.max_websockets_per_token > self.max_websockets
-        {
+        if self.max_websockets_per_token > self.max_websockets {
             anyhow::bail!(
                 "limits.max_websockets_per_token: must be between 1 and limits.max_websockets"
             );
-        }
-        if self.header_timeout_ms == 0 {
-            anyhow::bail!("limits.header_timeout_ms: must be at least 1");
-        }
-        if self.body_timeout_ms == 0 {
-            anyhow::bail!("limits.body_timeout_ms: must be at least 1");
-        }
-        if self.max_public_entities == 0 {
-            anyhow::bail!("limits.max_public_entities: must be at least 1");
-        }
-        // Control frames (pings, pongs, closes) carry up to 125 bytes.
-        if self.ws_max_message_bytes < 125 {
-            anyhow::bail!("limits.ws_max_message_bytes: must be at least 125");
         }
         Ok(())
     }
@@ -425,8 +555,14 @@ impl Settings {
     /// Checks the values against their rules, naming the key. Every
     /// numeric key has the range in [`RANGES`] (documented in the README).
     pub fn validate(&self) -> anyhow::Result<()> {
-        for (key, min, max) in RANGES {
-            let value = self.number(key);
+        for Range {
+            key,
+            min,
+            max,
+            value,
+        } in RANGES
+        {
+            let value = value(self);
             if !(min..=max).contains(&value) {
                 anyhow::bail!("{key}: {value} is outside {min}..={max}");
             }
@@ -441,12 +577,6 @@ impl Settings {
                 "stats.timezone: {:?} is not an IANA time zone",
                 self.stats.timezone
             );
-        }
-        if self.log.retain_days == 0 {
-            anyhow::bail!("log.retain_days: must be at least 1");
-        }
-        if self.log.checkpoint_interval_ms == 0 {
-            anyhow::bail!("log.checkpoint_interval_ms: must be at least 1");
         }
         self.validate_nats()?;
         self.trusted_proxies()?;
@@ -467,42 +597,6 @@ impl Settings {
             }
         }
         Ok(())
-    }
-
-    /// The value of a numeric key of [`RANGES`].
-    fn number(&self, key: &str) -> i64 {
-        let l = &self.limits;
-        let n = &self.nats;
-        let as_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-        match key {
-            "http.rate_limit_per_sec" => i64::from(self.http.rate_limit_per_sec),
-            "window.bucket_ms" => self.window.bucket_ms,
-            "window.late_ms" => self.window.late_ms,
-            "window.max_future_ms" => self.window.max_future_ms,
-            "window.idle_lag_ms" => self.window.idle_lag_ms,
-            "presence.ttl_ms" => self.presence.ttl_ms,
-            "live.push_interval_ms" => as_i64(self.live.push_interval_ms),
-            "attribution.window_days" => i64::from(self.attribution.window_days),
-            "log.compress_after_days" => i64::from(self.log.compress_after_days),
-            "log.retain_days" => i64::from(self.log.retain_days),
-            "log.checkpoint_interval_ms" => as_i64(self.log.checkpoint_interval_ms),
-            "nats.retain_days" => i64::from(n.retain_days),
-            "nats.max_bytes" => n.max_bytes,
-            "nats.duplicate_window_ms" => as_i64(n.duplicate_window_ms),
-            "nats.ack_wait_ms" => as_i64(n.ack_wait_ms),
-            "nats.publish_timeout_ms" => as_i64(n.publish_timeout_ms),
-            "nats.partitions" => i64::from(n.partitions),
-            "nats.replicas" => i64::from(n.replicas),
-            "limits.max_connections" => as_i64(l.max_connections as u64),
-            "limits.max_websockets" => as_i64(l.max_websockets as u64),
-            "limits.max_websockets_per_token" => as_i64(l.max_websockets_per_token as u64),
-            "limits.header_timeout_ms" => as_i64(l.header_timeout_ms),
-            "limits.body_timeout_ms" => as_i64(l.body_timeout_ms),
-            "limits.ws_max_message_bytes" => as_i64(l.ws_max_message_bytes as u64),
-            "limits.max_public_entities" => as_i64(l.max_public_entities as u64),
-            "limits.new_entities_per_minute" => i64::from(l.new_entities_per_minute),
-            other => unreachable!("{other} is not a numeric key"),
-        }
     }
 
     fn validate_nats(&self) -> anyhow::Result<()> {
@@ -530,20 +624,11 @@ impl Settings {
         if n.stream == n.dlq_stream {
             anyhow::bail!("nats.dlq_stream: must differ from nats.stream");
         }
-        if n.max_bytes < 0 {
-            anyhow::bail!("nats.max_bytes: must not be negative (0: no limit)");
-        }
-        if n.duplicate_window_ms < 1_000 {
-            anyhow::bail!("nats.duplicate_window_ms: must be at least 1000");
-        }
         if n.ack_wait_ms < 2 * self.log.checkpoint_interval_ms.max(1_000) {
             anyhow::bail!(
                 "nats.ack_wait_ms: must be at least twice log.checkpoint_interval_ms \
                  (messages are acknowledged once a checkpoint covers them)"
             );
-        }
-        if n.publish_timeout_ms == 0 {
-            anyhow::bail!("nats.publish_timeout_ms: must be at least 1");
         }
         Ok(())
     }
@@ -691,7 +776,7 @@ mod tests {
                 .map(|_| ())
                 .map_err(|e| e.to_string())
         };
-        for (key, min, max) in RANGES {
+        for Range { key, min, max, .. } in RANGES {
             for outside in [i128::from(min) - 1, i128::from(max) + 1] {
                 if i64::try_from(outside).is_err() {
                     continue;
