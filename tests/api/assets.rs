@@ -1,7 +1,7 @@
 //! Static files for browsers: the SDK at `/sdk/eventflow.js`, and the
 //! dashboard's pages and files.
 
-use crate::helpers::spawn_app;
+use crate::helpers::{header, spawn_app};
 
 #[tokio::test]
 async fn the_sdk_is_served_as_javascript_cacheable_and_revalidated_by_its_etag() {
@@ -44,12 +44,6 @@ async fn the_sdk_is_served_as_javascript_cacheable_and_revalidated_by_its_etag()
         .unwrap();
     assert_eq!(stale.status(), 200);
     app.stop().await;
-}
-
-fn header(r: &reqwest::Response, name: &str) -> Option<String> {
-    r.headers()
-        .get(name)
-        .map(|v| v.to_str().unwrap().to_owned())
 }
 
 #[tokio::test]

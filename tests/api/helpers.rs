@@ -242,3 +242,10 @@ pub async fn steady_pings(app: &TestApp, webinar: &str, viewers: &[&str], period
     }
     sent
 }
+
+/// A response header's value, if it has one.
+pub fn header(r: &reqwest::Response, name: &str) -> Option<String> {
+    r.headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_owned())
+}
