@@ -35,7 +35,7 @@ use crate::util::{Clock, system_clock};
 
 /// Batches of up to [`nats::BATCH`] messages queued between the NATS source
 /// and the engine; the consumer pulls no more while they are full.
-const SOURCE_BATCHES: usize = 16;
+pub const SOURCE_BATCHES: usize = 16;
 
 /// How long a shutdown may take before the process gives up waiting.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(9);
@@ -45,8 +45,11 @@ pub struct Application {
     serve_limits: http::serve::ServeLimits,
     state: http::AppState,
     secret_generated: bool,
-    engine_thread: std::thread::JoinHandle<()>,
-    store_writer: tokio::task::JoinHandle<()>,
+    /// The engine and its store writer; with `nats.leases`, each owned
+    /// partition has its own, run by the cluster task instead.
+    engine_thread: Option<std::thread::JoinHandle<()>>,
+    store_writer: Option<tokio::task::JoinHandle<()>>,
+    cluster: Option<(Arc<crate::cluster::Cluster>, tokio::task::JoinHandle<()>)>,
     /// Set when the store turned out to be behind the checkpoint: the
     /// service stops with this error.
     store_failed: Arc<std::sync::OnceLock<String>>,
@@ -68,6 +71,8 @@ impl Application {
         let dir_lock = crate::datadir::lock(&data_dir)?;
         let nats_mode = settings.nats.url.as_ref().map(|_| settings.nats.mode);
         let streamed = nats_mode == Some(NatsMode::Jetstream);
+        // Partitions shared through leases: the engines are the cluster's.
+        let leased = settings.nats.leases && streamed;
         // The local log is the source of truth without NATS; with JetStream
         // the same machinery keeps the spool of events NATS could not take.
         let log = match nats_mode {
@@ -131,8 +136,12 @@ impl Application {
             }
             Some(_) => None,
         };
-        let (engine, from) = match pipeline::load_checkpoint(&checkpoint_path, &settings.engine())?
-        {
+        let checkpoint = if leased {
+            None
+        } else {
+            pipeline::load_checkpoint(&checkpoint_path, &settings.engine())?
+        };
+        let (engine, from) = match checkpoint {
             // Core mode has no positions: the saved state is all there is.
             Some(c) if nats_mode == Some(NatsMode::Core) && c.position == start => {
                 tracing::info!("resuming from checkpoint");
@@ -170,7 +179,7 @@ impl Application {
         };
 
         let mut engine = engine;
-        if unreachable.is_none() {
+        if unreachable.is_none() && !leased {
             absorb_restores(&store, &mut engine).await;
         }
 
@@ -252,7 +261,10 @@ impl Application {
                 let js = nats::jetstream(client.clone(), &settings.nats);
                 let (tx, rx) = mpsc::channel(SOURCE_BATCHES);
                 let streamed = mode == NatsMode::Jetstream;
-                if streamed {
+                if leased {
+                    // Each owned partition has its own consumer (crate::cluster).
+                    nats::check_stream_partitions(&js, &settings.nats).await?;
+                } else if streamed {
                     // An existing stream routed by another partition count
                     // stops the start, before anything is published to it.
                     nats::check_stream_partitions(&js, &settings.nats).await?;
@@ -263,6 +275,7 @@ impl Application {
                     background.push(tokio::spawn(nats::jetstream_source(
                         js.clone(),
                         settings.nats.clone(),
+                        nats::ConsumerSpec::whole(&settings.nats),
                         next,
                         tx,
                         ready_tx.clone(),
@@ -336,7 +349,11 @@ impl Application {
         };
 
         let campaigns = engine.campaigns();
-        let engine_thread = EngineTask {
+        let cluster_sink = match &sink {
+            Sink::Nats(n) if leased => Some(Arc::new((**n).clone())),
+            _ => None,
+        };
+        let engine_task = EngineTask {
             engine,
             source,
             source_name,
@@ -350,18 +367,24 @@ impl Application {
             checkpoint_every: Duration::from_millis(settings.log.checkpoint_interval_ms),
             shutdown: shutdown.clone(),
             campaign_rows_at: std::time::Instant::now(),
-        }
-        .spawn()?;
-        let store_writer = tokio::spawn(pipeline::store_writer(
-            store.clone(),
-            store_rx,
-            checkpoint_path,
-            checkpointed_tx,
-            metrics.clone(),
-            ready_tx.clone(),
-            clock.clone(),
-            first_contact,
-        ));
+        };
+        let (engine_thread, store_writer) = if leased {
+            (None, None)
+        } else {
+            (
+                Some(engine_task.spawn()?),
+                Some(tokio::spawn(pipeline::store_writer(
+                    store.clone(),
+                    store_rx,
+                    pipeline::Checkpoints::File(checkpoint_path),
+                    checkpointed_tx,
+                    metrics.clone(),
+                    ready_tx.clone(),
+                    clock.clone(),
+                    first_contact,
+                ))),
+            )
+        };
         let (forwarded_tx, forwarded) = watch::channel(Position::START);
         if let Some((client, js, connected, feed)) = &nats_parts {
             background.push(tokio::spawn(nats::live_publisher(
@@ -382,7 +405,7 @@ impl Application {
                 )));
             }
         }
-        let cache_writer = match (&settings.redis.url, cache) {
+        let cache_writer = match (&settings.redis.url, cache.clone()) {
             (Some(url), Some(feed)) => Some(tokio::spawn(crate::cache::writer(
                 url.clone(),
                 crate::cache::Keys {
@@ -399,6 +422,25 @@ impl Application {
             _ => None,
         };
 
+        let cluster = match (&nats_parts, cluster_sink) {
+            (Some((client, js, _, feed)), Some(sink)) => {
+                Some(crate::cluster::Cluster::new(crate::cluster::Shared {
+                    settings: settings.clone(),
+                    client: client.clone(),
+                    js: js.clone(),
+                    store: store.clone(),
+                    hub: hub.clone(),
+                    cache: cache.clone(),
+                    live_out: feed.clone(),
+                    sink,
+                    metrics: metrics.clone(),
+                    ready: ready_tx.clone(),
+                    clock: clock.clone(),
+                    shutdown: shutdown.clone(),
+                }))
+            }
+            _ => None,
+        };
         let limiter = Limiter::new(settings.http.rate_limit_per_sec);
         let trusted_proxies = settings.trusted_proxies()?;
         let settings_limits = settings.limits.clone();
@@ -423,8 +465,19 @@ impl Application {
                 settings_limits.new_entities_per_minute,
             ),
             websockets,
+            cluster: cluster.clone(),
         });
-        background.push(tokio::spawn(ticker(state.clone(), applied)));
+        let cluster = cluster.map(|c| {
+            background.push(tokio::spawn(crate::cluster::follow_live(
+                c.clone(),
+                state.shutdown.clone(),
+            )));
+            let run = tokio::spawn(c.clone().run());
+            (c, run)
+        });
+        if cluster.is_none() {
+            background.push(tokio::spawn(ticker(state.clone(), applied)));
+        }
         background.push(tokio::spawn(housekeeping(
             state.clone(),
             checkpointed,
@@ -438,6 +491,7 @@ impl Application {
             secret_generated,
             engine_thread,
             store_writer,
+            cluster,
             store_failed,
             background,
             _dir_lock: dir_lock,
@@ -507,6 +561,9 @@ impl Application {
     ) -> anyhow::Result<()> {
         let shutdown = self.state.shutdown.clone();
         let app = http::router(self.state.clone());
+        if let Some((cluster, _)) = &self.cluster {
+            let _ = cluster.router.set(app.clone());
+        }
         let server = tokio::spawn(http::serve::serve(
             self.listener,
             app,
@@ -536,12 +593,22 @@ impl Application {
         let state = self.state;
         let engine_thread = self.engine_thread;
         let store_writer = self.store_writer;
+        let cluster = self.cluster.map(|(_, run)| run);
         let finished = tokio::time::timeout_at(deadline, async move {
             drop(state);
-            tokio::task::spawn_blocking(move || engine_thread.join())
-                .await
-                .ok();
-            store_writer.await.ok();
+            if let Some(engine_thread) = engine_thread {
+                tokio::task::spawn_blocking(move || engine_thread.join())
+                    .await
+                    .ok();
+            }
+            if let Some(store_writer) = store_writer {
+                store_writer.await.ok();
+            }
+            // Every owned partition handed over: flushed, checkpointed, its
+            // lease released for the others to take at once.
+            if let Some(cluster) = cluster {
+                cluster.await.ok();
+            }
         })
         .await;
         if finished.is_err() {

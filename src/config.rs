@@ -23,7 +23,7 @@ pub struct Range {
 /// The valid range of every numeric key. Rules between keys (a bucket
 /// divides an hour, WebSockets fewer than connections, …) are checked
 /// beside these.
-pub const RANGES: [Range; 26] = [
+pub const RANGES: [Range; 27] = [
     Range {
         key: "http.rate_limit_per_sec",
         min: 0,
@@ -125,6 +125,12 @@ pub const RANGES: [Range; 26] = [
         min: 1,
         max: 1024,
         value: |s| i64::from(s.nats.partitions),
+    },
+    Range {
+        key: "nats.lease_ttl_ms",
+        min: 2_000,
+        max: 600_000,
+        value: |s| wide(s.nats.lease_ttl_ms),
     },
     Range {
         key: "nats.replicas",
@@ -304,6 +310,16 @@ pub struct Nats {
     /// cluster of three or more, so a node may fail without losing
     /// anything acknowledged). Applied when a stream is created.
     pub replicas: u32,
+    /// Share the partitions with other instances through leases (DESIGN
+    /// §8): this instance runs only the partitions it holds. Needs
+    /// JetStream and Postgres (where partitions' checkpoints are kept).
+    pub leases: bool,
+    /// A lease not renewed for this long lapses, and another instance
+    /// takes the partition over; renewed every quarter of it.
+    pub lease_ttl_ms: u64,
+    /// This instance's name among the lease holders (default: host name,
+    /// process id and a random suffix).
+    pub instance: Option<String>,
 }
 
 impl Default for Nats {
@@ -322,6 +338,9 @@ impl Default for Nats {
             publish_timeout_ms: 2_000,
             partitions: 1,
             replicas: 1,
+            leases: false,
+            lease_ttl_ms: 10_000,
+            instance: None,
         }
     }
 }
@@ -620,6 +639,24 @@ impl Settings {
             if !token(name) {
                 anyhow::bail!("{key}: {name:?} must be a non-empty name of [A-Za-z0-9_-]");
             }
+        }
+        if n.leases {
+            if self.nats.url.is_none() || n.mode != NatsMode::Jetstream {
+                anyhow::bail!(
+                    "nats.leases: sharing partitions needs JetStream (nats.url, nats.mode = \"jetstream\")"
+                );
+            }
+            if self.postgres.url.is_none() {
+                anyhow::bail!(
+                    "nats.leases: sharing partitions needs Postgres (postgres.url), where every \
+                     instance reads the partitions' checkpoints and writes their rows"
+                );
+            }
+        }
+        if let Some(id) = &n.instance
+            && !token(id)
+        {
+            anyhow::bail!("nats.instance: {id:?} must be a non-empty name of [A-Za-z0-9_-]");
         }
         if n.stream == n.dlq_stream {
             anyhow::bail!("nats.dlq_stream: must differ from nats.stream");

@@ -26,6 +26,8 @@
 //!   - [`nats`] — NATS: the JetStream stream as the event log (or core
 //!     subscriptions), publishing on ingest, live counts, the dead-letter
 //!     stream.
+//!   - [`cluster`] — several instances sharing the partitions (DESIGN §8):
+//!     leases, fencing, takeover, reads of other instances' partitions.
 //!   - [`spool`] — the local spool for events NATS could not take, its
 //!     forwarder, and the rule that keeps one order from `202` to stream.
 //!   - [`pipeline`] — the engine thread following its source; the store
@@ -45,6 +47,7 @@
 pub mod app;
 pub mod auth;
 pub mod cache;
+pub mod cluster;
 pub mod config;
 pub mod datadir;
 pub mod demo;

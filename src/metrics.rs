@@ -45,6 +45,13 @@ pub struct BoundLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MoveLabels {
+    /// `claimed`, `released` (handed over after a final flush) or `lost`
+    /// (a renewal failed or a newer owner wrote).
+    pub how: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PartLabels {
     /// `store`, `nats`, `redis`.
     pub part: String,
@@ -60,6 +67,8 @@ pub struct Metrics {
     pub http_request_seconds: Family<RouteLabels, Histogram, fn() -> Histogram>,
     pub degraded: Family<PartLabels, Gauge>,
     pub entities_refused: Family<BoundLabels, Counter>,
+    pub partition_moves: Family<MoveLabels, Counter>,
+    pub partitions_owned: Gauge,
     pub records: Family<RecordLabels, Counter>,
     pub late: Counter,
     pub clamped: Counter,
@@ -208,9 +217,23 @@ impl Metrics {
             "Public events refused because they named a new webinar, campaign or client past a limits.* bound",
             entities_refused.clone(),
         );
+        let partition_moves = Family::<MoveLabels, Counter>::default();
+        registry.register(
+            "partition_moves",
+            "Partitions this instance took over, handed over or lost (nats.leases)",
+            partition_moves.clone(),
+        );
+        let partitions_owned = Gauge::default();
+        registry.register(
+            "partitions_owned",
+            "Partitions this instance holds the lease of (nats.leases)",
+            partitions_owned.clone(),
+        );
         Metrics {
             registry,
             entities_refused,
+            partition_moves,
+            partitions_owned,
             http_requests,
             http_request_seconds,
             degraded,

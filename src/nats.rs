@@ -166,6 +166,24 @@ impl Subjects {
         format!("{}.tick", self.prefix)
     }
 
+    /// Partition `n`'s tick subject (with one partition, [`Subjects::tick`]).
+    pub fn partition_tick(&self, n: u32) -> String {
+        if self.partitions == 1 {
+            return self.tick();
+        }
+        format!("{}.p{n}.tick", self.prefix)
+    }
+
+    /// Where reads of partition `n` go to its owner (DESIGN §8).
+    pub fn reads(&self, n: u32) -> String {
+        format!("{}.read.p{n}", self.prefix)
+    }
+
+    /// Every webinar's live count: `<prefix>.live.>`.
+    pub fn all_live(&self) -> String {
+        format!("{}.live.>", self.prefix)
+    }
+
     /// Where the service's ticks go: every partition's tick subject (with
     /// one partition, [`Subjects::tick`]).
     pub fn ticks(&self) -> Vec<String> {
@@ -173,7 +191,7 @@ impl Subjects {
             return vec![self.tick()];
         }
         (0..self.partitions)
-            .map(|n| format!("{}.p{n}.tick", self.prefix))
+            .map(|n| self.partition_tick(n))
             .collect()
     }
 
@@ -480,12 +498,39 @@ impl StreamBatch {
     }
 }
 
+/// Which durable consumer reads the stream: the whole stream, or one
+/// partition's subjects (DESIGN §8).
+#[derive(Debug, Clone)]
+pub struct ConsumerSpec {
+    pub durable: String,
+    pub filter: Option<String>,
+}
+
+impl ConsumerSpec {
+    /// The consumer of the whole stream, `nats.consumer`.
+    pub fn whole(settings: &NatsSettings) -> ConsumerSpec {
+        ConsumerSpec {
+            durable: settings.consumer.clone(),
+            filter: None,
+        }
+    }
+
+    /// The consumer of partition `n`: `<consumer>-p<n>` over `<prefix>.p<n>.>`.
+    pub fn partition(settings: &NatsSettings, n: u32) -> ConsumerSpec {
+        ConsumerSpec {
+            durable: format!("{}-p{n}", settings.consumer),
+            filter: Some(format!("{}.p{n}.>", settings.subject_prefix)),
+        }
+    }
+}
+
 /// Reads the stream from `next` on with a durable pull consumer and hands
 /// batches to the engine until shutdown. Any consumer error recreates the
 /// consumer from the sequence after the last one handed over.
 pub async fn jetstream_source(
     js: jetstream::Context,
     settings: NatsSettings,
+    spec: ConsumerSpec,
     mut next: u64,
     tx: mpsc::Sender<StreamBatch>,
     ready: watch::Sender<Readiness>,
@@ -493,7 +538,15 @@ pub async fn jetstream_source(
 ) {
     let mut attempt = 0u32;
     loop {
-        let run = consume(&js, &settings, &mut next, &tx, &shutdown, &mut attempt);
+        let run = consume(
+            &js,
+            &settings,
+            &spec,
+            &mut next,
+            &tx,
+            &shutdown,
+            &mut attempt,
+        );
         let result = tokio::select! {
             r = run => r,
             _ = shutdown.cancelled() => return,
@@ -519,6 +572,7 @@ pub async fn jetstream_source(
 async fn consume(
     js: &jetstream::Context,
     s: &NatsSettings,
+    spec: &ConsumerSpec,
     next: &mut u64,
     tx: &mpsc::Sender<StreamBatch>,
     shutdown: &CancellationToken,
@@ -537,7 +591,7 @@ async fn consume(
     }
     // The consumer is recreated at our position: the server's idea of what
     // was delivered may be ahead of what the last checkpoint covers.
-    match stream.delete_consumer(&s.consumer).await {
+    match stream.delete_consumer(&spec.durable).await {
         Ok(_) => {}
         Err(e) if e.to_string().contains("not found") => {}
         Err(e) => return Err(e).context("replacing the durable consumer"),
@@ -551,8 +605,9 @@ async fn consume(
     };
     let mut consumer = stream
         .create_consumer(pull::Config {
-            durable_name: Some(s.consumer.clone()),
+            durable_name: Some(spec.durable.clone()),
             description: Some("EventFlow aggregator".into()),
+            filter_subject: spec.filter.clone().unwrap_or_default(),
             deliver_policy,
             ack_policy: jetstream::consumer::AckPolicy::All,
             ack_wait: Duration::from_millis(s.ack_wait_ms),
@@ -563,7 +618,7 @@ async fn consume(
         .await
         .context("creating the durable consumer")?;
     let pending = consumer.info().await?.num_pending;
-    tracing::info!(consumer = %s.consumer, from = *next, pending, "consuming the JetStream stream");
+    tracing::info!(consumer = %spec.durable, from = *next, pending, "consuming the JetStream stream");
     if pending == 0 {
         // Nothing to recover: say so, or the engine would wait for a message.
         send(tx, StreamBatch::default(), shutdown).await?;
@@ -830,6 +885,7 @@ pub struct Outgoing {
 }
 
 /// Where HTTP ingest sends events when NATS is on.
+#[derive(Clone)]
 pub struct NatsSink {
     pub client: Client,
     /// JetStream mode; `None` in core mode.
@@ -878,8 +934,14 @@ impl NatsSink {
     /// Publishes a tick (acknowledged in JetStream mode), but not while
     /// the spool holds events for the stream: they would land behind it.
     pub async fn tick(&self, line: String) -> anyhow::Result<()> {
+        self.tick_to(line, self.subjects.ticks()).await
+    }
+
+    /// [`NatsSink::tick`] to the given tick subjects (a partition owner's
+    /// own, DESIGN §8).
+    pub async fn tick_to(&self, line: String, subjects: Vec<String>) -> anyhow::Result<()> {
         let (Some(js), Some(spool)) = (&self.js, &self.spool) else {
-            for subject in self.subjects.ticks() {
+            for subject in subjects {
                 self.client.publish(subject, line.clone().into()).await?;
             }
             return Ok(());
@@ -889,9 +951,7 @@ impl NatsSink {
             return Ok(());
         }
         let line = bytes::Bytes::from(line);
-        let ticks = self
-            .subjects
-            .ticks()
+        let ticks = subjects
             .into_iter()
             .map(|subject| Outgoing {
                 subject,

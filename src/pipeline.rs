@@ -633,7 +633,7 @@ fn stream_round(
 pub async fn store_writer(
     store: Store,
     mut rx: mpsc::Receiver<StoreMsg>,
-    checkpoint_path: PathBuf,
+    checkpoints: Checkpoints,
     checkpointed: watch::Sender<Persisted>,
     metrics: Arc<Metrics>,
     ready: watch::Sender<Readiness>,
@@ -689,14 +689,27 @@ pub async fn store_writer(
         // Write, taking what the engine hands over meanwhile.
         let mut arrived = Pending::default();
         let started = Instant::now();
+        if let Checkpoints::Partition { lease, .. } = &checkpoints
+            && !lease.held()
+        {
+            tracing::warn!(
+                partition = lease.partition,
+                "the lease is no longer held; the partition's writer stops without writing"
+            );
+            return;
+        }
+        let fence = checkpoints.fence();
         let written = if pending.batch.is_empty() {
             Ok(())
         } else {
-            let write = tokio::time::timeout(WRITE_TIMEOUT, store.write(&pending.batch, clock()));
+            let write = tokio::time::timeout(
+                WRITE_TIMEOUT,
+                store.write_fenced(&pending.batch, clock(), fence),
+            );
             tokio::pin!(write);
             loop {
                 tokio::select! {
-                    r = &mut write => break r.unwrap_or_else(|_| Err(sqlx::Error::PoolTimedOut)),
+                    r = &mut write => break r.unwrap_or_else(|_| Err(sqlx::Error::PoolTimedOut.into())),
                     more = rx.recv(), if open => match more {
                         Some(m) => arrived.absorb(m),
                         None => open = false,
@@ -713,10 +726,27 @@ pub async fn store_writer(
                     ready.send_modify(|r| r.degraded.retain(|(part, _)| part != "store"));
                 }
                 attempt = 0;
-                if let Some((state, persisted)) = pending.checkpoint.take() {
-                    persist_checkpoint(&checkpoint_path, state, persisted, &checkpointed).await;
+                if let Some((state, persisted)) = pending.checkpoint.take()
+                    && let Err(fenced) = persist_checkpoint(
+                        &store,
+                        &checkpoints,
+                        state,
+                        persisted,
+                        &checkpointed,
+                        clock(),
+                    )
+                    .await
+                {
+                    tracing::error!(error = %fenced, "a newer owner has the partition; its writer stops");
+                    checkpoints.lost();
+                    return;
                 }
                 pending = arrived;
+            }
+            Err(fenced @ crate::store::WriteError::Fenced { .. }) => {
+                tracing::error!(error = %fenced, "a newer owner has the partition; its writer stops");
+                checkpoints.lost();
+                return;
             }
             Err(e) => {
                 metrics.flush_failures.inc();
@@ -817,13 +847,66 @@ const STORE_RETRY_CAP: Duration = Duration::from_secs(5);
 /// How long one store transaction may take before it counts as failed.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Where checkpoints go: a file of the data directory, or (a partition's,
+/// DESIGN §8) the store, fenced by the lease it is written under.
+pub enum Checkpoints {
+    File(PathBuf),
+    Partition {
+        fence: crate::store::Fence,
+        lease: Arc<crate::cluster::Lease>,
+    },
+}
+
+impl Checkpoints {
+    fn fence(&self) -> Option<&crate::store::Fence> {
+        match self {
+            Checkpoints::File(_) => None,
+            Checkpoints::Partition { fence, .. } => Some(fence),
+        }
+    }
+
+    /// The store refused a fenced write: the lease is gone.
+    fn lost(&self) {
+        if let Checkpoints::Partition { lease, .. } = self {
+            lease.lose();
+        }
+    }
+}
+
+/// Persists a checkpoint; `Err` only when a partition's is fenced off.
 async fn persist_checkpoint(
-    path: &Path,
+    store: &Store,
+    checkpoints: &Checkpoints,
     state: Vec<u8>,
     persisted: Persisted,
     checkpointed: &watch::Sender<Persisted>,
-) {
-    let path = path.to_owned();
+    now_ms: i64,
+) -> Result<(), crate::store::WriteError> {
+    let path = match checkpoints {
+        Checkpoints::File(path) => path.clone(),
+        Checkpoints::Partition { fence, lease } => {
+            if !lease.held() {
+                return Ok(());
+            }
+            let position = persisted.position.to_string();
+            let saved = tokio::time::timeout(
+                WRITE_TIMEOUT,
+                store.save_partition_checkpoint(fence, &position, &state, now_ms),
+            )
+            .await
+            .unwrap_or_else(|_| Err(sqlx::Error::PoolTimedOut.into()));
+            match saved {
+                Ok(()) => {
+                    checkpointed.send_replace(persisted);
+                }
+                Err(fenced @ crate::store::WriteError::Fenced { .. }) => return Err(fenced),
+                Err(e) => {
+                    tracing::error!(error = %e, "saving a partition checkpoint failed; the previous one stays")
+                }
+            }
+            return Ok(());
+        }
+    };
     let position = persisted.position;
     match tokio::task::spawn_blocking(move || write_checkpoint(&path, &state, position)).await {
         Ok(Ok(())) => {
@@ -834,6 +917,7 @@ async fn persist_checkpoint(
         }
         Err(e) => tracing::error!(error = %e, "the checkpoint task failed"),
     }
+    Ok(())
 }
 
 /// What the writer holds: rows merged into one transaction, and the newest

@@ -5,6 +5,8 @@
 //! Every write is a transaction of idempotent upserts of absolute values
 //! together with the source position they reflect, so writing a batch twice
 //! changes nothing and rows never run ahead of or behind their position.
+//! A partition's owner (DESIGN §8) writes under a fencing token, and keeps
+//! its checkpoint here where any instance can take it over.
 
 use std::time::Duration;
 
@@ -96,6 +98,14 @@ impl Store {
                         conn.execute("PRAGMA journal_mode = WAL").await?;
                         conn.execute("PRAGMA synchronous = FULL").await?;
                         conn.execute("PRAGMA busy_timeout = 5000").await?;
+                    } else {
+                        // A writer that stalls inside a transaction (a
+                        // process stopped, not dead: its socket stays open)
+                        // would hold its row locks, and a partition's new
+                        // owner would wait on them for as long: the server
+                        // ends such a transaction after this.
+                        conn.execute("SET idle_in_transaction_session_timeout = '5s'")
+                            .await?;
                     }
                     Ok(())
                 })
@@ -139,7 +149,28 @@ impl Store {
 
     /// Writes a batch in one transaction.
     pub async fn write(&self, batch: &Batch, now_ms: i64) -> Result<(), sqlx::Error> {
+        match self.write_fenced(batch, now_ms, None).await {
+            Ok(()) => Ok(()),
+            Err(WriteError::Store(e)) => Err(e),
+            Err(fenced @ WriteError::Fenced { .. }) => {
+                Err(sqlx::Error::Protocol(fenced.to_string()))
+            }
+        }
+    }
+
+    /// Writes a batch in one transaction that first raises the partition's
+    /// fencing token to `fence`'s, and is refused when the stored token is
+    /// newer (DESIGN §8: a former owner never overwrites a newer owner).
+    pub async fn write_fenced(
+        &self,
+        batch: &Batch,
+        now_ms: i64,
+        fence: Option<&Fence>,
+    ) -> Result<(), WriteError> {
         let mut tx = self.pool.begin().await?;
+        if let Some(fence) = fence {
+            raise_fence(&mut tx, fence).await?;
+        }
         for b in &batch.presence {
             let s = &b.stats;
             sqlx::query(
@@ -213,7 +244,8 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        tx.commit().await
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Final presence buckets of a webinar starting in `[from, to)`, in order.
@@ -489,6 +521,55 @@ impl Store {
         .collect()
     }
 
+    /// Saves a partition's checkpoint, fenced like its rows.
+    pub async fn save_partition_checkpoint(
+        &self,
+        fence: &Fence,
+        position: &str,
+        state: &[u8],
+        now_ms: i64,
+    ) -> Result<(), WriteError> {
+        let mut tx = self.pool.begin().await?;
+        raise_fence(&mut tx, fence).await?;
+        sqlx::query(
+            "INSERT INTO partition_checkpoints (name, position, token, state, saved_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO UPDATE SET position = excluded.position, \
+             token = excluded.token, state = excluded.state, saved_at = excluded.saved_at",
+        )
+        .bind(fence.name.as_str())
+        .bind(position)
+        .bind(fence.token)
+        .bind(state)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A partition's last checkpoint: its position and engine state.
+    pub async fn partition_checkpoint(
+        &self,
+        name: &str,
+    ) -> Result<Option<(String, Vec<u8>)>, sqlx::Error> {
+        sqlx::query("SELECT position, state FROM partition_checkpoints WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .transpose()
+    }
+
+    /// A partition's fencing token: the newest lease revision that wrote.
+    pub async fn fence_token(&self, name: &str) -> Result<Option<i64>, sqlx::Error> {
+        sqlx::query("SELECT token FROM partition_fences WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()
+    }
+
     /// The saved position of a source.
     pub async fn position(&self, source: &str) -> Result<Option<String>, sqlx::Error> {
         sqlx::query("SELECT position FROM source_positions WHERE source = $1")
@@ -498,6 +579,60 @@ impl Store {
             .map(|r| r.try_get(0))
             .transpose()
     }
+}
+
+/// A partition's fencing token as its owner writes it: the lease revision
+/// (DESIGN §8).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    /// `<stream>.p<n>`.
+    pub name: String,
+    pub token: i64,
+}
+
+/// Why a fenced write did not land.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// A newer owner has written: this one no longer owns the partition.
+    #[error(
+        "fenced: {name} was written under lease revision {stored}, newer than this writer's {token}"
+    )]
+    Fenced {
+        name: String,
+        token: i64,
+        stored: i64,
+    },
+    #[error(transparent)]
+    Store(#[from] sqlx::Error),
+}
+
+/// Raises the partition's token to `fence`'s inside `tx`, or refuses.
+async fn raise_fence(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    fence: &Fence,
+) -> Result<(), WriteError> {
+    let raised = sqlx::query(
+        "INSERT INTO partition_fences (name, token) VALUES ($1, $2) ON CONFLICT (name) \
+         DO UPDATE SET token = excluded.token WHERE partition_fences.token <= excluded.token",
+    )
+    .bind(fence.name.as_str())
+    .bind(fence.token)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if raised == 0 {
+        let stored: i64 = sqlx::query("SELECT token FROM partition_fences WHERE name = $1")
+            .bind(fence.name.as_str())
+            .fetch_one(&mut **tx)
+            .await?
+            .try_get(0)?;
+        return Err(WriteError::Fenced {
+            name: fence.name.clone(),
+            token: fence.token,
+            stored,
+        });
+    }
+    Ok(())
 }
 
 /// The campaign rows of a batch, inside its transaction.

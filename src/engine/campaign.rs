@@ -1601,6 +1601,22 @@ impl CampaignView {
         viewers.len()
     }
 
+    /// The fingerprints of [`CampaignView::live_viewers`]' viewers, for a
+    /// union with other partitions' (DESIGN §8).
+    pub fn viewer_fingerprints(&self, webinars: &[&str], range: DateRange) -> Vec<u128> {
+        let state = self.read();
+        let mut viewers = RoaringBitmap::new();
+        for w in webinars {
+            if let Some(days) = state.viewer_days.days.get(*w) {
+                for (_, set) in days.range(range.from..=range.to) {
+                    viewers |= set;
+                }
+            }
+        }
+        let fps = &state.viewer_days.viewers.fps;
+        viewers.iter().map(|n| fps[n as usize]).collect()
+    }
+
     /// The webinars named on the client's visits and counted conversions in
     /// the range (for the presence part of the overview).
     pub fn webinars(&self, client_id: &str, range: DateRange) -> Vec<String> {

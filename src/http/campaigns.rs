@@ -150,7 +150,9 @@ pub async fn summary(
 ) -> Result<Json<Summary>, ApiError> {
     authorize_client(&claims, &client_id)?;
     let range = range_of(&s, &p)?;
-    Ok(Json(s.campaigns.summary(&client_id, range)))
+    Ok(Json(
+        s.campaigns_for(&client_id)?.summary(&client_id, range),
+    ))
 }
 
 /// `GET /api/clients/{client_id}/campaigns/links/{link_id}/stats?from=&to=`
@@ -182,7 +184,7 @@ pub async fn link(
     authorize_client(&claims, &client_id)?;
     check_identifier("link_id", &link_id)?;
     let range = range_of(&s, &p)?;
-    s.campaigns
+    s.campaigns_for(&client_id)?
         .link_stats(&client_id, &link_id, range)
         .map(Json)
         .ok_or_else(|| {
@@ -214,7 +216,7 @@ pub async fn links(
 ) -> Result<Json<Links>, ApiError> {
     authorize_client(&claims, &client_id)?;
     let range = range_of(&s, &p)?;
-    let links = s.campaigns.links_stats(&client_id, range);
+    let links = s.campaigns_for(&client_id)?.links_stats(&client_id, range);
     Ok(Json(Links {
         client_id,
         period: range.period(),
@@ -258,7 +260,7 @@ pub async fn campaign(
         )));
     }
     let range = range_of(&s, &p)?;
-    s.campaigns
+    s.campaigns_for(&client_id)?
         .campaign_stats(&client_id, &campaign_id, range)
         .map(Json)
         .ok_or_else(|| {
@@ -305,7 +307,10 @@ pub async fn pageviews(
             })?,
     };
     let range = range_of(&s, &p)?;
-    Ok(Json(s.campaigns.pageviews(&client_id, range, limit)))
+    Ok(Json(
+        s.campaigns_for(&client_id)?
+            .pageviews(&client_id, range, limit),
+    ))
 }
 
 /// `GET /api/clients/{client_id}/statistics/overview?from=&to=`
@@ -330,8 +335,16 @@ pub async fn overview(
 ) -> Result<Json<Overview>, ApiError> {
     authorize_client(&claims, &client_id)?;
     let range = range_of(&s, &p)?;
-    let mut body = s.campaigns.overview(&client_id, range);
-    let webinars = s.campaigns.webinars(&client_id, range);
+    let campaigns = s.campaigns_for(&client_id)?;
+    let mut body = campaigns.overview(&client_id, range);
+    let webinars = campaigns.webinars(&client_id, range);
+    if let Some(cluster) = &s.cluster {
+        // The webinars' viewers are their partitions' (DESIGN §8).
+        body.webinars.live_viewers = cluster
+            .live_viewers(&webinars, range)
+            .await
+            .map_err(ApiError::Unavailable)?;
+    }
     let mut peak = 0;
     for w in &webinars {
         peak = peak.max(webinar_peak(&s, w, range).await?);
@@ -368,7 +381,10 @@ pub async fn webinars(
     authorize_client(&claims, &client_id)?;
     let range = range_of(&s, &p)?;
     let mut webinars = Vec::new();
-    for (webinar_id, registrations) in s.campaigns.webinar_registrations(&client_id, range) {
+    for (webinar_id, registrations) in s
+        .campaigns_for(&client_id)?
+        .webinar_registrations(&client_id, range)
+    {
         webinars.push(ClientWebinar {
             live: s.hub.state(&webinar_id).live,
             peak_concurrent: webinar_peak(&s, &webinar_id, range).await?,

@@ -64,9 +64,32 @@ pub struct Inner {
     pub campaigns: crate::engine::campaign::CampaignView,
     /// Open WebSockets, in all and per token.
     pub websockets: Arc<ws::Gate>,
+    /// With `nats.leases`: the partitions this instance owns, and how reads
+    /// reach the others' owners.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 pub type AppState = Arc<Inner>;
+
+impl Inner {
+    /// The campaign state holding client `client_id`: the engine's, or
+    /// with `nats.leases` its partition's, which [`to_owner`] has made sure
+    /// is this instance's.
+    pub fn campaigns_for(
+        &self,
+        client_id: &str,
+    ) -> Result<crate::engine::campaign::CampaignView, ApiError> {
+        let Some(cluster) = &self.cluster else {
+            return Ok(self.campaigns.clone());
+        };
+        let p = cluster.partition_of(client_id);
+        cluster.campaigns(p).ok_or_else(|| {
+            ApiError::Unavailable(format!(
+                "client_id: {client_id}'s partition {p} is moving between instances; retry"
+            ))
+        })
+    }
+}
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -254,6 +277,10 @@ pub fn router(state: AppState) -> Router {
             ingest::guard,
         ))
         .layer(cors(&state.settings));
+    let rest = rest.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        to_owner,
+    ));
     rest.merge(public)
         .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn_with_state(
@@ -267,6 +294,73 @@ pub fn router(state: AppState) -> Router {
             count_requests,
         ))
         .with_state(state)
+}
+
+/// With `nats.leases`: a read that needs a partition's engine (a client's
+/// campaigns, a webinar's live state and statistics) is answered by the
+/// partition's owner — here, or over NATS by the instance holding it
+/// (DESIGN §8: reads go to any instance). A read forwarded here is never
+/// forwarded again.
+async fn to_owner(
+    State(s): State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Some(cluster) = &s.cluster else {
+        return next.run(req).await;
+    };
+    let template = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    let param = if template.starts_with("/api/clients/{client_id}/") {
+        "client_id"
+    } else if template.starts_with("/api/webinars/{webinar_id}/") && req.method() == Method::GET {
+        "webinar_id"
+    } else {
+        return next.run(req).await;
+    };
+    let (mut parts, body) = req.into_parts();
+    let key = match axum::extract::RawPathParams::from_request_parts(&mut parts, &s).await {
+        Ok(params) => params
+            .iter()
+            .find(|(name, _)| *name == param)
+            .map(|(_, value)| value.to_owned()),
+        Err(e) => return e.into_response(),
+    };
+    let Some(key) = key else {
+        return next
+            .run(axum::extract::Request::from_parts(parts, body))
+            .await;
+    };
+    let p = cluster.partition_of(&key);
+    if cluster.owns(p) {
+        return next
+            .run(axum::extract::Request::from_parts(parts, body))
+            .await;
+    }
+    if parts.headers.contains_key(crate::cluster::reads::FORWARDED) {
+        return ApiError::Unavailable(format!(
+            "{param}: {key}'s partition {p} is moving between instances; retry"
+        ))
+        .into_response();
+    }
+    let request = crate::cluster::reads::ReadRequest::Http {
+        uri: parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| parts.uri.path().to_owned(), |p| p.as_str().to_owned()),
+        authorization: parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    };
+    match cluster.ask(p, &request).await {
+        Ok(reply) => crate::cluster::reads::into_response(reply),
+        Err(why) => ApiError::Unavailable(format!("{param}: {key}'s {why}")).into_response(),
+    }
 }
 
 /// Counts every request by route template, method and status, and times it
@@ -443,6 +537,30 @@ pub struct Ready {
     /// NATS mode: the stream position applied.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nats: Option<NatsProgress>,
+    /// With `nats.leases`: this instance and the partitions it owns.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterProgress>,
+}
+
+/// An instance sharing partitions (DESIGN §8).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ClusterProgress {
+    /// Its name among the lease holders.
+    pub instance: String,
+    /// `nats.partitions`.
+    pub partitions: u32,
+    /// The partitions it owns, each with where its engine stands.
+    pub owned: Vec<PartitionProgress>,
+}
+
+/// One owned partition.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PartitionProgress {
+    pub partition: u32,
+    /// The last stream sequence applied (`seq:<n>`).
+    pub applied: String,
+    /// Nothing more was waiting in the partition.
+    pub caught_up: bool,
 }
 
 /// Where the engine stands in the local log.
@@ -488,6 +606,7 @@ async fn readyz(State(s): State<AppState>) -> Response {
             }),
             None,
         ),
+        ingest::Sink::Nats(_) if s.cluster.is_some() => (None, None),
         ingest::Sink::Nats(_) => (
             None,
             Some(NatsProgress {
@@ -502,6 +621,19 @@ async fn readyz(State(s): State<AppState>) -> Response {
         degraded: r.degraded.into_iter().collect(),
         log,
         nats,
+        cluster: s.cluster.as_ref().map(|c| ClusterProgress {
+            instance: c.instance.clone(),
+            partitions: c.partitions,
+            owned: c
+                .progress()
+                .into_iter()
+                .map(|(partition, r)| PartitionProgress {
+                    partition,
+                    applied: r.position.to_string(),
+                    caught_up: r.caught_up,
+                })
+                .collect(),
+        }),
     };
     let status = if r.recovered {
         StatusCode::OK

@@ -183,14 +183,19 @@ pub struct Engagement {
 
 /// Admin tokens read every webinar, webinar tokens their own, client tokens
 /// the webinars named on the client's visits and conversions.
-pub fn authorize_webinar(
+pub async fn authorize_webinar(
     s: &AppState,
     claims: &crate::auth::Claims,
     webinar_id: &str,
 ) -> Result<(), ApiError> {
     check_identifier("webinar_id", webinar_id)?;
-    let by_client = match &claims.scope {
-        crate::auth::Scope::Client(c) => s.campaigns.client_names_webinar(c, webinar_id),
+    let by_client = match (&claims.scope, &s.cluster) {
+        (crate::auth::Scope::Client(c), None) => s.campaigns.client_names_webinar(c, webinar_id),
+        // The client's campaigns may be another instance's (DESIGN §8).
+        (crate::auth::Scope::Client(c), Some(cluster)) => cluster
+            .client_names_webinar(c, webinar_id)
+            .await
+            .map_err(ApiError::Unavailable)?,
         _ => false,
     };
     if by_client || claims.can_read_webinar(webinar_id) {
@@ -251,7 +256,7 @@ pub async fn live(
     Auth(claims): Auth,
     Path(webinar_id): Path<String>,
 ) -> Result<Json<Live>, ApiError> {
-    authorize_webinar(&s, &claims, &webinar_id)?;
+    authorize_webinar(&s, &claims, &webinar_id).await?;
     let mut st = s.hub.state(&webinar_id);
     if st.open_bucket.is_none() {
         // Not in the engine: a webinar with history is idle (nobody live
@@ -403,7 +408,7 @@ pub async fn access(
     Path(webinar_id): Path<String>,
     Query(q): Query<Range>,
 ) -> Result<Json<Access>, ApiError> {
-    authorize_webinar(&s, &claims, &webinar_id)?;
+    authorize_webinar(&s, &claims, &webinar_id).await?;
     let interval = q.interval.as_deref().unwrap_or("5m");
     let (from, to) = range(&s, &q)?;
     let tz = s.settings.time_zone();
@@ -597,7 +602,7 @@ pub async fn engagement(
     Path(webinar_id): Path<String>,
     Query(q): Query<Range>,
 ) -> Result<Json<Engagement>, ApiError> {
-    authorize_webinar(&s, &claims, &webinar_id)?;
+    authorize_webinar(&s, &claims, &webinar_id).await?;
     let (from, to) = range(&s, &q)?;
     let counts = s.store.activity(&webinar_id, from, to).await?;
     let by_kind = ByKind::new(ActivityKind::ALL.map(|kind| {

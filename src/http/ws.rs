@@ -154,7 +154,7 @@ pub async fn upgrade(
     uri: Uri,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    super::query::authorize_webinar(&s, &claims, &webinar_id)?;
+    super::query::authorize_webinar(&s, &claims, &webinar_id).await?;
     check_origin(&headers, &s.settings.http.allowed_origins)?;
     // Auth verified the token, so there is one.
     let token = super::request_token(&headers, &uri).unwrap_or_default();

@@ -5,6 +5,7 @@ mod authz;
 mod bounds;
 mod cache;
 mod campaigns;
+mod cluster;
 mod docs;
 mod faults;
 mod helpers;

@@ -18,7 +18,7 @@ const T0: i64 = 1_700_000_040_000;
 
 /// A deterministic log: 4 webinars, 48 viewers pinging about every second
 /// for a simulated minute, some leaving and coming back, in time order.
-fn events() -> Vec<String> {
+pub(crate) fn events() -> Vec<String> {
     let mut seed = 0x9E37_79B9_7F4A_7C15u64;
     let mut rand = move |n: u64| {
         seed ^= seed << 13;
@@ -88,12 +88,12 @@ fn events() -> Vec<String> {
     out.into_iter().map(|(_, e)| e).collect()
 }
 
-struct Service {
-    child: Child,
-    base: String,
+pub(crate) struct Service {
+    pub(crate) child: Child,
+    pub(crate) base: String,
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -103,16 +103,26 @@ fn free_port() -> u16 {
 
 /// Where a run keeps its data besides the data directory.
 #[derive(Clone, Copy, Default)]
-struct Parts<'a> {
-    postgres: Option<&'a str>,
-    nats: Option<&'a Names>,
+pub(crate) struct Parts<'a> {
+    pub(crate) postgres: Option<&'a str>,
+    pub(crate) nats: Option<&'a Names>,
 }
 
 /// The engine settings of every run here (not the defaults), read by the
 /// service and by `eventflow replay` alike from a `--config` file.
-const SETTINGS: &str = "[window]\nbucket_ms = 1000\n\n[presence]\nttl_ms = 1500\n";
+pub(crate) const SETTINGS: &str = "[window]\nbucket_ms = 1000\n\n[presence]\nttl_ms = 1500\n";
 
 fn start(dir: &Path, port: u16, parts: Parts<'_>) -> Service {
+    start_with(dir, port, parts, &[])
+}
+
+/// [`start`] with more environment variables (settings of its own).
+pub(crate) fn start_with(
+    dir: &Path,
+    port: u16,
+    parts: Parts<'_>,
+    extra: &[(String, String)],
+) -> Service {
     let settings = dir.join("settings.toml");
     std::fs::write(&settings, SETTINGS).unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_eventflow"));
@@ -135,6 +145,7 @@ fn start(dir: &Path, port: u16, parts: Parts<'_>) -> Service {
         .env("EVENTFLOW__LOG__CHECKPOINT_INTERVAL_MS", "150")
         .env("EVENTFLOW__AUTH__SECRET", SECRET)
         .env("RUST_LOG", "warn")
+        .envs(extra.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
@@ -145,7 +156,7 @@ fn start(dir: &Path, port: u16, parts: Parts<'_>) -> Service {
     }
 }
 
-async fn wait_ready(client: &reqwest::Client, s: &Service) {
+pub(crate) async fn wait_ready(client: &reqwest::Client, s: &Service) {
     eventually("the restarted service is ready", || async {
         let r = client.get(format!("{}/readyz", s.base)).send().await.ok()?;
         (r.status() == 200).then_some(())
@@ -179,7 +190,7 @@ async fn wait_applied(client: &reqwest::Client, s: &Service, parts: Parts<'_>) {
 }
 
 /// SIGTERM, then the exit within the promised 10 s.
-fn terminate(mut s: Service) {
+pub(crate) fn terminate(mut s: Service) {
     let pid = s.child.id().to_string();
     assert!(
         Command::new("kill")
@@ -202,7 +213,7 @@ fn terminate(mut s: Service) {
     }
 }
 
-async fn post(client: &reqwest::Client, s: &Service, token: &str, chunk: &[String]) {
+pub(crate) async fn post(client: &reqwest::Client, s: &Service, token: &str, chunk: &[String]) {
     let r = client
         .post(format!("{}/api/events", s.base))
         .bearer_auth(token)
@@ -214,7 +225,7 @@ async fn post(client: &reqwest::Client, s: &Service, token: &str, chunk: &[Strin
 }
 
 /// The stored rows: presence buckets as replay lines, then campaign rows.
-async fn rows(dir: &Path, parts: Parts<'_>) -> Vec<String> {
+pub(crate) async fn rows(dir: &Path, parts: Parts<'_>) -> Vec<String> {
     let store = match parts.postgres {
         Some(url) => Store::connect(url).await.unwrap(),
         None => Store::embedded(dir).await.unwrap(),
@@ -224,7 +235,7 @@ async fn rows(dir: &Path, parts: Parts<'_>) -> Vec<String> {
     rows
 }
 
-fn is_presence_row(row: &str) -> bool {
+pub(crate) fn is_presence_row(row: &str) -> bool {
     row.starts_with('{')
 }
 
@@ -249,7 +260,7 @@ async fn presence_rows(store: &Store) -> Vec<String> {
 /// Runs the log through a service; `kill_after` lists chunk numbers after
 /// which the process is SIGKILLed (after a pause of the given ms, so the
 /// engine is caught at different points) and restarted.
-async fn run(
+pub(crate) async fn run(
     dir: &Path,
     chunks: &[&[String]],
     kill_after: &[(usize, u64)],
@@ -331,7 +342,7 @@ async fn sigkill_at_any_moment_then_restart_yields_the_uninterrupted_buckets() {
 
 /// `eventflow replay` of a log, with the services' configuration file: its
 /// rows, and its stderr summary.
-fn replay(log: &[u8]) -> (std::collections::HashSet<String>, String) {
+pub(crate) fn replay(log: &[u8]) -> (std::collections::HashSet<String>, String) {
     let settings = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(settings.path(), SETTINGS).unwrap();
     let replay = Command::new(env!("CARGO_BIN_EXE_eventflow"))
