@@ -33,10 +33,6 @@ use crate::spool::{self, Spool};
 use crate::store::Store;
 use crate::util::{Clock, system_clock};
 
-/// Batches of up to [`nats::BATCH`] messages queued between the NATS source
-/// and the engine; the consumer pulls no more while they are full.
-pub const SOURCE_BATCHES: usize = 16;
-
 /// How long a shutdown may take before the process gives up waiting.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(9);
 
@@ -259,7 +255,7 @@ impl Application {
                 let (client, connected) =
                     nats::connect(url, ready_tx.clone(), metrics.clone()).await?;
                 let js = nats::jetstream(client.clone(), &settings.nats);
-                let (tx, rx) = mpsc::channel(SOURCE_BATCHES);
+                let (tx, rx) = mpsc::channel(nats::SOURCE_BATCHES);
                 let streamed = mode == NatsMode::Jetstream;
                 if leased {
                     // Each owned partition has its own consumer (crate::cluster).
@@ -405,22 +401,6 @@ impl Application {
                 )));
             }
         }
-        let cache_writer = match (&settings.redis.url, cache.clone()) {
-            (Some(url), Some(feed)) => Some(tokio::spawn(crate::cache::writer(
-                url.clone(),
-                crate::cache::Keys {
-                    prefix: settings.redis.prefix.clone(),
-                },
-                feed,
-                hub.clone(),
-                store.clone(),
-                campaigns.clone(),
-                ready_tx.clone(),
-                clock.clone(),
-                shutdown.clone(),
-            ))),
-            _ => None,
-        };
 
         let cluster = match (&nats_parts, cluster_sink) {
             (Some((client, js, _, feed)), Some(sink)) => {
@@ -439,6 +419,25 @@ impl Application {
                     shutdown: shutdown.clone(),
                 }))
             }
+            _ => None,
+        };
+        let cache_writer = match (&settings.redis.url, cache.clone()) {
+            (Some(url), Some(feed)) => Some(tokio::spawn(crate::cache::writer(
+                url.clone(),
+                crate::cache::Keys {
+                    prefix: settings.redis.prefix.clone(),
+                    fencing: cluster
+                        .clone()
+                        .map(|c| Arc::new(move |id: &str| c.fence_of(id)) as crate::cache::Fencing),
+                },
+                feed,
+                hub.clone(),
+                store.clone(),
+                campaigns.clone(),
+                ready_tx.clone(),
+                clock.clone(),
+                shutdown.clone(),
+            ))),
             _ => None,
         };
         let limiter = Limiter::new(settings.http.rate_limit_per_sec);
@@ -670,7 +669,7 @@ async fn ticker(s: http::AppState, applied: watch::Receiver<Reading>) {
         if behind {
             continue;
         }
-        let Some(ts) = tick_time((s.clock)(), s.settings.window.idle_lag_ms) else {
+        let Some(ts) = pipeline::tick_time((s.clock)(), s.settings.window.idle_lag_ms) else {
             continue;
         };
         let tick = Event::Tick(Tick { ts });
@@ -690,14 +689,6 @@ async fn ticker(s: http::AppState, applied: watch::Receiver<Reading>) {
             tracing::debug!(error = %e, "could not write a tick");
         }
     }
-}
-
-/// The time a tick written at wall time `now` carries: `now - idle_lag_ms`,
-/// or none when the lag reaches back before 1970 (any lag is valid: a
-/// deployment loading old history sets it far behind wall time).
-pub fn tick_time(now: i64, idle_lag_ms: i64) -> Option<i64> {
-    let ts = now.saturating_sub(idle_lag_ms);
-    (ts >= 0).then_some(ts)
 }
 
 /// Hourly: compress and delete old log (or spool) files that the last
@@ -735,19 +726,5 @@ async fn housekeeping(
         if let Ok(Err(e)) = result {
             tracing::warn!(error = %e, "log housekeeping failed");
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::tick_time;
-
-    #[test]
-    fn ticks_trail_wall_time_by_the_idle_lag_and_never_go_before_1970() {
-        assert_eq!(tick_time(10_000, 2_000), Some(8_000));
-        assert_eq!(tick_time(10_000, 0), Some(10_000));
-        assert_eq!(tick_time(10_000, 10_000), Some(0));
-        assert_eq!(tick_time(10_000, 10_001), None);
-        assert_eq!(tick_time(10_000, i64::MAX), None);
     }
 }

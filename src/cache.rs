@@ -17,7 +17,10 @@
 //! - `P:live:W` — pub/sub channel of `{"webinar_id","live","ts"}`;
 //! - `P:client:C:campaign:K:day:D` — hash `visits`, `conversions`,
 //!   `bot_visits`, `pageviews` of campaign `K` of client `C` on local day
-//!   `D` (`YYYY-MM-DD`), written as they change, TTL 48 h.
+//!   `D` (`YYYY-MM-DD`), written as they change, TTL 48 h;
+//! - `P:fence:pN` — with `nats.leases`, partition N's fencing token: the
+//!   owner's writes go in one script per partition that raises it and
+//!   writes nothing when a newer owner's token is there (DESIGN §8).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -121,14 +124,24 @@ impl CacheFeed {
     }
 }
 
-/// Key names under the prefix.
+/// With `nats.leases`: the partition and lease token under which this
+/// instance writes an id's keys (a webinar's or a client's), or `None` when
+/// another instance holds it.
+pub type Fencing = Arc<dyn Fn(&str) -> Option<(u32, u64)> + Send + Sync>;
+
+/// Key names under the prefix, and how writes are fenced.
 pub struct Keys {
     pub prefix: String,
+    pub fencing: Option<Fencing>,
 }
 
 impl Keys {
     pub fn live(&self, w: &str) -> String {
         format!("{}:webinar:{w}:live", self.prefix)
+    }
+    /// A partition's fencing token (DESIGN §8).
+    pub fn fence(&self, partition: u32) -> String {
+        format!("{}:fence:p{partition}", self.prefix)
     }
     pub fn buckets(&self, w: &str) -> String {
         format!("{}:webinar:{w}:buckets", self.prefix)
@@ -286,21 +299,33 @@ async fn write(
     campaigns: &CampaignCounters,
     now: i64,
 ) -> Result<(), ::redis::RedisError> {
-    let mut pipe = ::redis::pipe();
+    // Each command with the id (client or webinar) whose partition it
+    // belongs to.
+    let mut cmds: Vec<(&str, Vec<String>)> = Vec::new();
+    let cmd = |args: &[&str]| {
+        args.iter()
+            .map(|a| (*a).to_owned())
+            .collect::<Vec<String>>()
+    };
     for ((client, campaign, day), n) in campaigns {
         let key = keys.campaign_day(client, campaign, *day);
-        pipe.hset_multiple(
-            &key,
-            &[
-                ("visits", n[0]),
-                ("conversions", n[1]),
-                ("bot_visits", n[2]),
-                ("pageviews", n[3]),
-            ],
-        )
-        .ignore()
-        .expire(&key, BUCKETS_TTL_S)
-        .ignore();
+        let n = n.map(|v| v.to_string());
+        cmds.push((
+            client,
+            cmd(&[
+                "HSET",
+                &key,
+                "visits",
+                &n[0],
+                "conversions",
+                &n[1],
+                "bot_visits",
+                &n[2],
+                "pageviews",
+                &n[3],
+            ]),
+        ));
+        cmds.push((client, cmd(&["EXPIRE", &key, &BUCKETS_TTL_S.to_string()])));
     }
     for (w, st) in live {
         let key = keys.live(w);
@@ -308,34 +333,90 @@ async fn write(
             .open_bucket
             .map(|b| open_bucket_json(w, &b, st.ts).to_string())
             .unwrap_or_else(|| "null".into());
-        pipe.hset_multiple(
-            &key,
-            &[
-                ("live", st.live.to_string()),
-                ("ts", st.ts.to_string()),
-                ("open_bucket", open),
-            ],
-        )
-        .ignore()
-        .expire(&key, LIVE_TTL_S)
-        .ignore()
-        .publish(
-            keys.channel(w),
-            serde_json::json!({"webinar_id": &**w, "live": st.live, "ts": st.ts}).to_string(),
-        )
-        .ignore();
+        let (count, ts) = (st.live.to_string(), st.ts.to_string());
+        cmds.push((
+            w,
+            cmd(&[
+                "HSET",
+                &key,
+                "live",
+                &count,
+                "ts",
+                &ts,
+                "open_bucket",
+                &open,
+            ]),
+        ));
+        cmds.push((w, cmd(&["EXPIRE", &key, &LIVE_TTL_S.to_string()])));
+        let message =
+            serde_json::json!({"webinar_id": &**w, "live": st.live, "ts": st.ts}).to_string();
+        cmds.push((w, cmd(&["PUBLISH", &keys.channel(w), &message])));
     }
     for (w, b) in buckets {
         let key = keys.buckets(w);
+        let start = b.bucket_start.to_string();
         // Replace any earlier member for the same bucket (idempotent rewrite).
-        pipe.zrembyscore(&key, b.bucket_start, b.bucket_start)
-            .ignore()
-            .zadd(&key, bucket_json(w, b).to_string(), b.bucket_start)
-            .ignore()
-            .zrembyscore(&key, "-inf", format!("({}", now - HISTORY_MS))
-            .ignore()
-            .expire(&key, BUCKETS_TTL_S)
-            .ignore();
+        cmds.push((w, cmd(&["ZREMRANGEBYSCORE", &key, &start, &start])));
+        cmds.push((
+            w,
+            cmd(&["ZADD", &key, &start, &bucket_json(w, b).to_string()]),
+        ));
+        let old = format!("({}", now - HISTORY_MS);
+        cmds.push((w, cmd(&["ZREMRANGEBYSCORE", &key, "-inf", &old])));
+        cmds.push((w, cmd(&["EXPIRE", &key, &BUCKETS_TTL_S.to_string()])));
     }
-    pipe.query_async::<()>(c).await
+    let Some(fencing) = &keys.fencing else {
+        let mut pipe = ::redis::pipe();
+        for (_, args) in &cmds {
+            let mut c = ::redis::cmd(&args[0]);
+            c.arg(&args[1..]);
+            pipe.add_command(c).ignore();
+        }
+        return pipe.query_async::<()>(c).await;
+    };
+    // With leases: each partition's commands in one script that first
+    // raises the partition's token and does nothing when a newer owner's
+    // is there; ids of partitions this instance does not hold are left
+    // to their owners.
+    let mut by_partition: std::collections::BTreeMap<(u32, u64), Vec<String>> = Default::default();
+    for (id, args) in cmds {
+        let Some(owner) = fencing(id) else { continue };
+        let argv = by_partition.entry(owner).or_default();
+        argv.push(args.len().to_string());
+        argv.extend(args);
+    }
+    for ((partition, token), argv) in by_partition {
+        let written: i64 = ::redis::cmd("EVAL")
+            .arg(FENCED_WRITES)
+            .arg(1)
+            .arg(keys.fence(partition))
+            .arg(token)
+            .arg(argv)
+            .query_async(c)
+            .await?;
+        if written == 0 {
+            tracing::warn!(
+                partition,
+                token,
+                "Redis holds a newer owner's token for this partition; its writes here are dropped"
+            );
+        }
+    }
+    Ok(())
 }
+
+/// Raises the partition's fencing token (KEYS[1]) to ARGV[1] and runs the
+/// commands that follow (each: its length, then its words), or does
+/// nothing and returns 0 when a newer token is stored.
+const FENCED_WRITES: &str = r"
+local stored = tonumber(redis.call('GET', KEYS[1]) or '0')
+if stored > tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+local i = 2
+while i <= #ARGV do
+  local n = tonumber(ARGV[i])
+  redis.call(unpack(ARGV, i + 1, i + n))
+  i = i + n + 1
+end
+return 1
+";

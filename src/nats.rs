@@ -46,6 +46,10 @@ use crate::util::{Clock, backoff};
 /// Records handed to the engine per channel message, at most.
 pub const BATCH: usize = 1_000;
 
+/// Batches of up to [`BATCH`] messages queued between the NATS source and
+/// the engine; the consumer pulls no more while they are full.
+pub const SOURCE_BATCHES: usize = 16;
+
 /// Messages a core subscription holds before NATS counts it slow and drops.
 const SUBSCRIPTION_CAPACITY: usize = 1 << 18;
 

@@ -15,7 +15,7 @@
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
@@ -74,6 +74,14 @@ impl std::str::FromStr for SourcePos {
             None => s.parse().map(SourcePos::Log),
         }
     }
+}
+
+/// The time a tick written at wall time `now` carries: `now - idle_lag_ms`,
+/// or none when the lag reaches back before 1970 (any lag is valid: a
+/// deployment loading old history sets it far behind wall time).
+pub fn tick_time(now: i64, idle_lag_ms: i64) -> Option<i64> {
+    let ts = now.saturating_sub(idle_lag_ms);
+    (ts >= 0).then_some(ts)
 }
 
 /// What the engine reports after each round.
@@ -264,6 +272,7 @@ impl EngineTask {
         let mut last_checkpoint = Instant::now();
         let mut last_sent = self.position();
         let mut counted = self.engine.counters().clone();
+        let mut live_counted = 0i64;
         let mut last_publish = Instant::now();
         // Records were applied since the last publish.
         let mut unpublished = false;
@@ -304,12 +313,13 @@ impl EngineTask {
             {
                 last_publish = Instant::now();
                 unpublished = false;
-                self.publish(&mut counted);
+                self.publish(&mut counted, &mut live_counted);
             }
             let position = round.position;
             let checkpoint_due = last_checkpoint.elapsed() >= self.checkpoint_every;
             if !self.hand_over(position, &mut last_sent, checkpoint_due) {
                 tracing::error!("the store writer stopped; the engine stops");
+                self.metrics.live_viewers.dec_by(live_counted);
                 return;
             }
             // Readers of `applied` may rely on the live states showing it.
@@ -357,9 +367,11 @@ impl EngineTask {
                 });
             }
         }
-        self.publish(&mut counted);
+        self.publish(&mut counted, &mut live_counted);
         self.hand_over(self.position(), &mut last_sent, true);
         self.checkpoint();
+        // Its viewers are another engine's now (or nobody's).
+        self.metrics.live_viewers.dec_by(live_counted);
         tracing::info!(position = ?self.position().map(|p| p.to_string()), "engine stopped after a final flush");
     }
 
@@ -444,7 +456,7 @@ impl EngineTask {
     }
 
     /// Live states of the webinars that changed, and counters.
-    fn publish(&mut self, counted: &mut crate::engine::Counters) {
+    fn publish(&mut self, counted: &mut crate::engine::Counters, live_counted: &mut i64) {
         let (hub, cache, live_out) = (&self.hub, &self.cache, &self.live_out);
         let tick = self.engine.tick_clock().unwrap_or(0);
         self.engine.take_changed(|id, snapshot| {
@@ -479,9 +491,11 @@ impl EngineTask {
             .record("any", "duplicate", now.duplicates - counted.duplicates);
         self.metrics.late.inc_by(now.late - counted.late);
         self.metrics.clamped.inc_by(now.clamped - counted.clamped);
-        self.metrics
-            .live_viewers
-            .set(self.engine.live_total() as i64);
+        // Each engine adds its own viewers (an instance sharing partitions
+        // runs one per partition).
+        let live = self.engine.live_total() as i64;
+        self.metrics.live_viewers.inc_by(live - *live_counted);
+        *live_counted = live;
         *counted = now.clone();
     }
 }
@@ -847,13 +861,51 @@ const STORE_RETRY_CAP: Duration = Duration::from_secs(5);
 /// How long one store transaction may take before it counts as failed.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A partition's lease as its owner's parts see it: held until it lapses
+/// (no renewal within the TTL, by this process's monotonic clock, which
+/// keeps running while the process is stopped) or is lost.
+pub struct Lease {
+    pub partition: u32,
+    /// The claim's revision: the fencing token of everything written under
+    /// this lease.
+    pub token: u64,
+    valid_until: Mutex<Instant>,
+    lost: CancellationToken,
+}
+
+impl Lease {
+    pub fn new(partition: u32, token: u64, valid_until: Instant) -> Lease {
+        Lease {
+            partition,
+            token,
+            valid_until: Mutex::new(valid_until),
+            lost: CancellationToken::new(),
+        }
+    }
+
+    /// Whether writes under this lease may still go out.
+    pub fn held(&self) -> bool {
+        !self.lost.is_cancelled() && Instant::now() < *self.valid_until.lock().expect("lease lock")
+    }
+
+    /// The lease is gone (a renewal failed, or the store holds a newer
+    /// token): nothing more is written under it.
+    pub fn lose(&self) {
+        self.lost.cancel();
+    }
+
+    pub fn extend(&self, until: Instant) {
+        *self.valid_until.lock().expect("lease lock") = until;
+    }
+}
+
 /// Where checkpoints go: a file of the data directory, or (a partition's,
 /// DESIGN §8) the store, fenced by the lease it is written under.
 pub enum Checkpoints {
     File(PathBuf),
     Partition {
         fence: crate::store::Fence,
-        lease: Arc<crate::cluster::Lease>,
+        lease: Arc<Lease>,
     },
 }
 
@@ -996,5 +1048,14 @@ mod tests {
         write_checkpoint(&path, &engine.save(), SourcePos::Stream(7)).unwrap();
         let loaded = load_checkpoint(&path, &config).unwrap().unwrap();
         assert_eq!(loaded.position, SourcePos::Stream(7));
+    }
+
+    #[test]
+    fn ticks_trail_wall_time_by_the_idle_lag_and_never_go_before_1970() {
+        assert_eq!(tick_time(10_000, 2_000), Some(8_000));
+        assert_eq!(tick_time(10_000, 0), Some(10_000));
+        assert_eq!(tick_time(10_000, 10_000), Some(0));
+        assert_eq!(tick_time(10_000, 10_001), None);
+        assert_eq!(tick_time(10_000, i64::MAX), None);
     }
 }

@@ -38,49 +38,12 @@ use crate::health::Readiness;
 use crate::live::LiveHub;
 use crate::metrics::Metrics;
 use crate::nats::{self, ConsumerSpec, LiveFeed, NatsSink, StreamBatch, Subjects};
+pub use crate::pipeline::Lease;
 use crate::pipeline::{
     Checkpoints, EngineTask, Persisted, Reading, Source, SourcePos, StreamSource,
 };
 use crate::store::{Fence, Store};
 use crate::util::Clock;
-
-/// A partition's lease as its owner's parts see it: held until it lapses
-/// (no renewal within the TTL, by this process's monotonic clock, which
-/// keeps running while the process is stopped) or is lost.
-pub struct Lease {
-    pub partition: u32,
-    /// The claim's revision: the fencing token of everything written under
-    /// this lease.
-    pub token: u64,
-    valid_until: Mutex<Instant>,
-    lost: CancellationToken,
-}
-
-impl Lease {
-    fn new(partition: u32, token: u64, valid_until: Instant) -> Lease {
-        Lease {
-            partition,
-            token,
-            valid_until: Mutex::new(valid_until),
-            lost: CancellationToken::new(),
-        }
-    }
-
-    /// Whether writes under this lease may still go out.
-    pub fn held(&self) -> bool {
-        !self.lost.is_cancelled() && Instant::now() < *self.valid_until.lock().expect("lease lock")
-    }
-
-    /// The lease is gone (a renewal failed, or the store holds a newer
-    /// token): nothing more is written under it.
-    pub fn lose(&self) {
-        self.lost.cancel();
-    }
-
-    fn extend(&self, until: Instant) {
-        *self.valid_until.lock().expect("lease lock") = until;
-    }
-}
 
 /// One partition this instance owns, and its running parts.
 struct Worker {
@@ -165,6 +128,17 @@ impl Cluster {
             .get(&partition)
             .filter(|w| w.lease.held())
             .map(|w| w.campaigns.clone())
+    }
+
+    /// The partition of a webinar or client id and the lease token its
+    /// keys are written under here, if this instance holds it (for fencing
+    /// Redis writes).
+    pub fn fence_of(&self, id: &str) -> Option<(u32, u64)> {
+        let p = self.partition_of(id);
+        self.workers()
+            .get(&p)
+            .filter(|w| w.lease.held())
+            .map(|w| (p, w.lease.token))
     }
 
     /// Each owned partition's position, and whether it is caught up.
@@ -453,7 +427,7 @@ impl Cluster {
             SourcePos::Log(_) => 1,
         };
         let shutdown = s.shutdown.child_token();
-        let (tx, rx) = mpsc::channel::<StreamBatch>(crate::app::SOURCE_BATCHES);
+        let (tx, rx) = mpsc::channel::<StreamBatch>(nats::SOURCE_BATCHES);
         let (applied_tx, applied) = watch::channel(Reading {
             position: from,
             caught_up: false,
@@ -608,7 +582,7 @@ async fn ticker(
         if !applied.borrow().caught_up || !lease.held() {
             continue;
         }
-        let Some(ts) = crate::app::tick_time(clock(), idle_lag_ms) else {
+        let Some(ts) = crate::pipeline::tick_time(clock(), idle_lag_ms) else {
             continue;
         };
         let line = Event::Tick(Tick { ts }).to_json();

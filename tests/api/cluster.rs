@@ -10,13 +10,15 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
+use redis::AsyncCommands;
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::{SECRET, eventually, now_ms};
 use crate::nats::{NATS_URL, Names, stream_messages};
 use crate::restart::{
-    Parts, Service, events, free_port, post, rows, run, start_with, terminate, wait_ready,
+    Parts, Service, events, free_port, is_presence_row, post, replay, rows, run, start_with,
+    terminate, wait_ready,
 };
 use eventflow::auth::{Scope, Signer};
 
@@ -25,9 +27,7 @@ const LEASE_TTL_MS: u64 = 2_000;
 
 /// One instance of a cluster: its data directory and its process.
 struct Node {
-    name: &'static str,
-    dir: tempfile::TempDir,
-    port: u16,
+    _dir: tempfile::TempDir,
     service: Option<Service>,
 }
 
@@ -42,29 +42,27 @@ impl Drop for Node {
 
 impl Node {
     fn start(name: &'static str, parts: Parts<'_>) -> Node {
-        let mut node = Node {
-            name,
-            dir: tempfile::tempdir().unwrap(),
-            port: free_port(),
-            service: None,
-        };
-        node.restart(parts);
-        node
+        Node::start_with(name, parts, &[])
     }
 
-    fn restart(&mut self, parts: Parts<'_>) {
-        let env = [
-            ("EVENTFLOW__NATS__PARTITIONS", PARTITIONS.to_string()),
-            ("EVENTFLOW__NATS__LEASES", "true".into()),
-            ("EVENTFLOW__NATS__LEASE_TTL_MS", LEASE_TTL_MS.to_string()),
-            ("EVENTFLOW__NATS__INSTANCE", self.name.into()),
+    /// [`Node::start`] with more settings.
+    fn start_with(name: &'static str, parts: Parts<'_>, more: &[(&str, &str)]) -> Node {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let log = std::env::var("CLUSTER_LOG").unwrap_or("warn".into());
+        let mut env: Vec<(String, String)> = vec![
+            ("EVENTFLOW__NATS__PARTITIONS".into(), PARTITIONS.to_string()),
+            ("EVENTFLOW__NATS__LEASES".into(), "true".into()),
             (
-                "RUST_LOG",
-                std::env::var("CLUSTER_LOG").unwrap_or("warn".into()),
+                "EVENTFLOW__NATS__LEASE_TTL_MS".into(),
+                LEASE_TTL_MS.to_string(),
             ),
-        ]
-        .map(|(k, v)| (k.to_owned(), v));
-        self.service = Some(start_with(self.dir.path(), self.port, parts, &env));
+            ("EVENTFLOW__NATS__INSTANCE".into(), name.into()),
+            ("RUST_LOG".into(), log),
+        ];
+        env.extend(more.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        let service = Some(start_with(dir.path(), port, parts, &env));
+        Node { _dir: dir, service }
     }
 
     fn service(&self) -> &Service {
@@ -267,7 +265,22 @@ async fn three_instances_one_sigkilled_leave_the_rows_of_one_instance() {
     all_applied(&client, &survivors, &names).await;
     nodes.remove(1);
     stop_all(nodes);
-    assert_eq!(rows(std::path::Path::new("/"), parts).await, expected);
+    let stored = rows(std::path::Path::new("/"), parts).await;
+    assert_eq!(stored, expected);
+    // And `eventflow replay` of the partitioned stream, in its order,
+    // computes every stored bucket.
+    let mut log = Vec::new();
+    for m in stream_messages(NATS_URL, &names.stream).await {
+        log.extend_from_slice(&m.payload);
+        log.push(b'\n');
+    }
+    let (replayed, _) = replay(&log);
+    for row in stored.iter().filter(|r| is_presence_row(r)) {
+        assert!(
+            replayed.contains(row),
+            "stored row not in the replay: {row}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -397,7 +410,15 @@ async fn any_instance_serves_live_counts_and_reads_of_another_instances_partitio
         postgres: Some(&pg),
         nats: Some(&names),
     };
-    let nodes = vec![Node::start("a", parts), Node::start("b", parts)];
+    let redis_prefix = format!("efc{}", std::process::id());
+    let redis = [
+        ("EVENTFLOW__REDIS__URL", REDIS_URL),
+        ("EVENTFLOW__REDIS__PREFIX", redis_prefix.as_str()),
+    ];
+    let nodes = vec![
+        Node::start_with("a", parts, &redis),
+        Node::start_with("b", parts, &redis),
+    ];
     for n in &nodes {
         wait_ready(&client, n.service()).await;
     }
@@ -460,8 +481,61 @@ async fn any_instance_serves_live_counts_and_reads_of_another_instances_partitio
         (status == 200 && v["campaigns"]["visits"] == 1).then_some(())
     })
     .await;
+
+    // Redis: b writes the webinar's keys under its partition's token.
+    let mut redis = redis::Client::open(REDIS_URL)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let p = eventflow::partition::of_key(&webinar, PARTITIONS);
+    let live_key = format!("{redis_prefix}:webinar:{webinar}:live");
+    let fence_key = format!("{redis_prefix}:fence:p{p}");
+    let fenced: i64 = eventually("b's token fences the partition in Redis", || {
+        let (mut redis, live_key, fence_key) = (redis.clone(), &live_key, &fence_key);
+        async move {
+            let live: Option<String> = redis.hget(live_key, "live").await.ok()?;
+            let token: Option<i64> = redis.get(fence_key).await.ok()?;
+            (live.as_deref() == Some("1")).then_some(token?)
+        }
+    })
+    .await;
+    assert!(fenced > 0);
+    // A newer owner's token there: b's writes of that partition stop,
+    // while another partition's go on.
+    let _: () = redis.set(&fence_key, fenced + 1_000_000).await.unwrap();
+    let other = (0..)
+        .map(|i| format!("x-{i}"))
+        .find(|id| eventflow::partition::of_key(id, PARTITIONS) != p)
+        .unwrap();
+    let ping = |w: &str, v: &str| {
+        format!(
+            r#"{{"type":"presence","webinar_id":"{w}","viewer_id":"{v}","action":"ping","ts":{}}}"#,
+            now_ms()
+        )
+    };
+    post(&client, a, &token, &[ping(&webinar, "v2")]).await;
+    eventually("b counts the second viewer", || async {
+        let (_, live) = read(format!("/api/webinars/{webinar}/live")).await;
+        (live["live"] == 2).then_some(())
+    })
+    .await;
+    post(&client, a, &token, &[ping(&other, "v1")]).await;
+    let other_key = format!("{redis_prefix}:webinar:{other}:live");
+    eventually("the other partition's webinar reaches Redis", || {
+        let (mut redis, key) = (redis.clone(), &other_key);
+        async move {
+            let live: Option<String> = redis.hget(key, "live").await.ok()?;
+            (live.as_deref() == Some("1")).then_some(())
+        }
+    })
+    .await;
+    let live: String = redis.hget(&live_key, "live").await.unwrap();
+    assert_eq!(live, "1", "the fenced partition's key is left as it was");
     stop_all(nodes);
 }
+
+const REDIS_URL: &str = "redis://127.0.0.1:6379";
 
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
