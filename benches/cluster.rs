@@ -244,7 +244,7 @@ async fn throughput(
     k: usize,
     recs: &[(u32, String, Bytes)],
     http: &reqwest::Client,
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<Catchup> {
     let names = Names::new(&format!("t{k}"));
     let pg = fresh_postgres().await?;
     let js = js().await?;
@@ -284,6 +284,9 @@ async fn throughput(
     )
     .await?;
     let started = Instant::now();
+    let nats_pids = pids_named("nats-server");
+    let cpu_before: f64 = instances.iter().map(|i| cpu_seconds(i.child.id())).sum();
+    let nats_before: f64 = nats_pids.iter().map(|p| cpu_seconds(*p)).sum();
     wait_for(
         "every partition is applied",
         Duration::from_secs(1_800),
@@ -298,7 +301,53 @@ async fn throughput(
         },
     )
     .await?;
-    Ok(recs.len() as f64 / started.elapsed().as_secs_f64())
+    let wall = started.elapsed().as_secs_f64();
+    let ours = instances
+        .iter()
+        .map(|i| cpu_seconds(i.child.id()))
+        .sum::<f64>()
+        - cpu_before;
+    let nats = nats_pids.iter().map(|p| cpu_seconds(*p)).sum::<f64>() - nats_before;
+    Ok(Catchup {
+        rate: recs.len() as f64 / wall,
+        wall,
+        instances_cores: ours / wall,
+        nats_cores: nats / wall,
+    })
+}
+
+struct Catchup {
+    rate: f64,
+    wall: f64,
+    /// CPU seconds per wall second of the instances together, and of the
+    /// NATS server.
+    instances_cores: f64,
+    nats_cores: f64,
+}
+
+/// CPU seconds (user + system) a process has used, from /proc.
+fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // The fields after the command's closing parenthesis: utime and stime
+    // are the 12th and 13th of them, in clock ticks (100 per second).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Processes whose command name is `name`.
+fn pids_named(name: &str) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == name)
+        })
+        .collect()
 }
 
 /// Phase 2: (time to own every partition, time to live counts) per kill.
@@ -420,13 +469,18 @@ async fn main() -> anyhow::Result<()> {
         .build()?;
     println!("cluster: {PARTITIONS} partitions, lease TTL {LEASE_TTL_MS} ms, {n} presence records");
     let recs = records(n);
-    println!("| instances | records/s (catch-up, all partitions) |");
-    println!("|---:|---:|");
+    println!(
+        "| instances | records/s (catch-up, all partitions) | seconds | cores used by the instances | by nats-server |"
+    );
+    println!("|---:|---:|---:|---:|---:|");
     for k in 1..=3 {
         // Each run publishes under its own prefix.
-        let rate = throughput(k, &recs, &http).await?;
-        println!("| {k} | {rate:.0} |");
-        println!("SUMMARY cluster_rate_{k} {rate:.0} records/s");
+        let c = throughput(k, &recs, &http).await?;
+        println!(
+            "| {k} | {:.0} | {:.1} | {:.2} | {:.2} |",
+            c.rate, c.wall, c.instances_cores, c.nats_cores
+        );
+        println!("SUMMARY cluster_rate_{k} {:.0} records/s", c.rate);
     }
     let times = failover(kills, &http).await?;
     let mut owned: Vec<Duration> = times.iter().map(|t| t.0).collect();
