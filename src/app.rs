@@ -325,7 +325,16 @@ impl Application {
                 (
                     source,
                     sink,
-                    Some((client, js, connected, nats::LiveFeed::new())),
+                    Some((
+                        client,
+                        js,
+                        connected,
+                        if leased {
+                            nats::LiveFeed::shared()
+                        } else {
+                            nats::LiveFeed::new()
+                        },
+                    )),
                 )
             }
             _ => {

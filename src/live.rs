@@ -19,7 +19,7 @@ use crate::engine::{LiveSnapshot, OpenPeriod, PresenceStats};
 use crate::event::ActivityKind;
 
 /// The latest state of one webinar.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct LiveState {
     pub live: u32,
     /// The webinar's clock.

@@ -188,6 +188,24 @@ impl Subjects {
         format!("{}.live.>", self.prefix)
     }
 
+    /// A webinar's whole live state (with `nats.leases`).
+    pub fn state(&self, webinar_id: &str) -> String {
+        format!("{}.state.{webinar_id}", self.prefix)
+    }
+
+    /// A webinar's buckets as they become final (with `nats.leases`).
+    pub fn bucket(&self, webinar_id: &str) -> String {
+        format!("{}.bucket.{webinar_id}", self.prefix)
+    }
+
+    /// Every webinar's whole states and final buckets.
+    pub fn all_states_and_buckets(&self) -> [String; 2] {
+        [
+            format!("{}.state.>", self.prefix),
+            format!("{}.bucket.>", self.prefix),
+        ]
+    }
+
     /// Where the service's ticks go: every partition's tick subject (with
     /// one partition, [`Subjects::tick`]).
     pub fn ticks(&self) -> Vec<String> {
@@ -828,15 +846,68 @@ pub async fn acker(client: Client, mut persisted: watch::Receiver<crate::pipelin
 /// webinar whose live count changed, published at most every
 /// `live.push_interval_ms`. Never blocks
 /// the engine.
+///
+/// With `nats.leases` ([`LiveFeed::shared`]) it also carries each changed
+/// webinar's whole state (open bucket and periods) on
+/// `<prefix>.state.<webinar_id>` and its buckets as they become final on
+/// `<prefix>.bucket.<webinar_id>`, so that every instance's WebSockets show
+/// what the owner's engine knows (DESIGN §8).
 #[derive(Default)]
 pub struct LiveFeed {
     latest: Mutex<HashMap<Arc<str>, LiveState>>,
+    shared: bool,
+    states: Mutex<HashMap<Arc<str>, LiveState>>,
+    buckets: Mutex<Vec<(Arc<str>, crate::engine::PresenceStats)>>,
     wake: Notify,
+}
+
+/// A webinar's whole state, on `<prefix>.state.<webinar_id>`.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct StateMessage {
+    pub webinar_id: String,
+    pub state: LiveState,
+}
+
+/// A bucket that became final, on `<prefix>.bucket.<webinar_id>`.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct BucketMessage {
+    pub webinar_id: String,
+    pub stats: crate::engine::PresenceStats,
 }
 
 impl LiveFeed {
     pub fn new() -> Arc<LiveFeed> {
         Arc::new(LiveFeed::default())
+    }
+
+    /// A feed that also carries whole states and final buckets.
+    pub fn shared() -> Arc<LiveFeed> {
+        Arc::new(LiveFeed {
+            shared: true,
+            ..LiveFeed::default()
+        })
+    }
+
+    /// A webinar's whole state changed (sent only by a shared feed).
+    pub fn state(&self, webinar_id: &Arc<str>, state: &LiveState) {
+        if self.shared {
+            self.states
+                .lock()
+                .expect("live feed lock")
+                .insert(webinar_id.clone(), *state);
+            self.wake.notify_one();
+        }
+    }
+
+    /// A bucket became final (sent only by a shared feed).
+    pub fn bucket(&self, webinar_id: &Arc<str>, stats: crate::engine::PresenceStats) {
+        if self.shared {
+            self.buckets
+                .lock()
+                .expect("live feed lock")
+                .push((webinar_id.clone(), stats));
+            self.wake.notify_one();
+        }
     }
 
     pub fn live(&self, webinar_id: &Arc<str>, state: &LiveState) {
@@ -872,6 +943,26 @@ pub async fn live_publisher(
             let _ = client
                 .publish(subjects.live(&w), live_message(&w, &state).into())
                 .await;
+        }
+        let buckets = std::mem::take(&mut *feed.buckets.lock().expect("live feed lock"));
+        for (w, stats) in buckets {
+            let message = BucketMessage {
+                webinar_id: w.to_string(),
+                stats,
+            };
+            if let Ok(body) = serde_json::to_vec(&message) {
+                let _ = client.publish(subjects.bucket(&w), body.into()).await;
+            }
+        }
+        let states = std::mem::take(&mut *feed.states.lock().expect("live feed lock"));
+        for (w, state) in states {
+            let message = StateMessage {
+                webinar_id: w.to_string(),
+                state,
+            };
+            if let Ok(body) = serde_json::to_vec(&message) {
+                let _ = client.publish(subjects.state(&w), body.into()).await;
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}

@@ -443,6 +443,9 @@ impl EngineTask {
             match out {
                 Output::Presence(b) => {
                     self.hub.bucket(&b.webinar_id, b.stats);
+                    if let Some(out) = &self.live_out {
+                        out.bucket(&b.webinar_id, b.stats);
+                    }
                     if let Some(cache) = &self.cache {
                         cache.bucket(&b.webinar_id, b.stats);
                     }
@@ -478,8 +481,11 @@ impl EngineTask {
                 cache.live(id, &state);
             }
             // NATS carries the live count when it changes (DESIGN §3).
-            if count_changed && let Some(out) = live_out {
-                out.live(id, &state);
+            if let Some(out) = live_out {
+                if count_changed {
+                    out.live(id, &state);
+                }
+                out.state(id, &state);
             }
         });
         let now = self.engine.counters();

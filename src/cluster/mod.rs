@@ -592,45 +592,66 @@ async fn ticker(
     }
 }
 
-/// Live counts of the partitions other instances own, from
-/// `<prefix>.live.>` into the local hub (DESIGN §8: reads go anywhere).
+/// Live states of the partitions other instances own, into the local hub
+/// (DESIGN §8: reads go anywhere): live counts from `<prefix>.live.>`,
+/// whole states (open bucket and periods) from `<prefix>.state.>` and
+/// buckets becoming final from `<prefix>.bucket.>`.
 pub async fn follow_live(cluster: Arc<Cluster>, shutdown: CancellationToken) {
     use futures_util::StreamExt;
     let s = &cluster.shared;
-    let mut sub = match s.client.subscribe(cluster.subjects.all_live()).await {
-        Ok(sub) => sub,
-        Err(e) => {
-            tracing::error!(error = %e, "subscribing to live counts failed");
-            return;
+    let [states, buckets] = cluster.subjects.all_states_and_buckets();
+    let mut subs = Vec::new();
+    for subject in [cluster.subjects.all_live(), states, buckets] {
+        match s.client.subscribe(subject.clone()).await {
+            Ok(sub) => subs.push(sub),
+            Err(e) => {
+                tracing::error!(%subject, error = %e, "subscribing to live states failed");
+                return;
+            }
         }
-    };
+    }
+    let mut all = futures_util::stream::select_all(subs);
     #[derive(serde::Deserialize)]
     struct Live {
         webinar_id: String,
         live: u32,
         ts: i64,
     }
+    let state_prefix = format!("{}.state.", s.settings.nats.subject_prefix);
+    let bucket_prefix = format!("{}.bucket.", s.settings.nats.subject_prefix);
     loop {
         let msg = tokio::select! {
-            m = sub.next() => match m { Some(m) => m, None => return },
+            m = all.next() => match m { Some(m) => m, None => return },
             _ = shutdown.cancelled() => return,
         };
-        let Ok(live) = serde_json::from_slice::<Live>(&msg.payload) else {
-            continue;
-        };
-        if cluster.owns(cluster.partition_of(&live.webinar_id)) {
-            continue; // the local engine says it first
+        let foreign = |w: &str| !cluster.owns(cluster.partition_of(w));
+        if msg.subject.starts_with(&state_prefix) {
+            if let Ok(m) = serde_json::from_slice::<nats::StateMessage>(&msg.payload)
+                && foreign(&m.webinar_id)
+            {
+                let id: Arc<str> = Arc::from(m.webinar_id.as_str());
+                if m.state.ts >= s.hub.state(&id).ts {
+                    s.hub.publish(&id, m.state);
+                }
+            }
+        } else if msg.subject.starts_with(&bucket_prefix) {
+            if let Ok(m) = serde_json::from_slice::<nats::BucketMessage>(&msg.payload)
+                && foreign(&m.webinar_id)
+            {
+                s.hub.bucket(&m.webinar_id, m.stats);
+            }
+        } else if let Ok(live) = serde_json::from_slice::<Live>(&msg.payload)
+            && foreign(&live.webinar_id)
+        {
+            // The count at once; the whole state follows on its subject.
+            let id: Arc<str> = Arc::from(live.webinar_id.as_str());
+            let mut state = s.hub.state(&id);
+            if live.ts >= state.ts {
+                state.live = live.live;
+                state.ts = live.ts;
+                s.hub.publish(&id, state);
+            }
         }
-        let id: Arc<str> = Arc::from(live.webinar_id.as_str());
-        let mut state = s.hub.state(&id);
-        if live.ts < state.ts {
-            continue;
-        }
-        state.live = live.live;
-        state.ts = live.ts;
-        state.open_bucket = None;
-        state.open_periods = None;
-        s.hub.publish(&id, state);
     }
 }
 

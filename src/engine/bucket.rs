@@ -15,7 +15,7 @@ use crate::event::ActivityKind;
 ///
 /// `live_ms` is Σ live(k) over the bucket, kept exact so that coarser
 /// intervals can merge buckets into an exact time-weighted average.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
 pub struct PresenceStats {
     pub bucket_start: i64,
     pub bucket_end: i64,
@@ -91,7 +91,7 @@ pub struct ActivityBucket {
 }
 
 /// The coarser periods distinct viewers are counted over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 pub enum Period {
     /// A UTC hour.
     Hour,

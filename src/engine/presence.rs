@@ -401,7 +401,7 @@ impl Open {
 }
 
 /// Distinct viewers so far in an open hour or day.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OpenPeriod {
     pub period: Period,
     pub start: i64,

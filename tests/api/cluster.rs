@@ -457,6 +457,14 @@ async fn any_instance_serves_live_counts_and_reads_of_another_instances_partitio
     }
     let shown = posted.elapsed();
     assert!(shown < Duration::from_secs(1), "shown on a after {shown:?}");
+    // And the owner's open bucket, as if connected to b.
+    loop {
+        let m = next_text(&mut ws).await;
+        if m["type"] == "open" {
+            assert_eq!(m["open_bucket"]["max_concurrent"], 1, "{m}");
+            break;
+        }
+    }
     // Reads of b's partitions on a: answered by b.
     let read = |path: String| {
         let (client, token) = (&client, &token);
