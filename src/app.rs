@@ -277,7 +277,7 @@ impl Application {
                         ready_tx.clone(),
                         shutdown.clone(),
                     )));
-                    background.push(tokio::spawn(nats::acker(
+                    background.push(tokio::spawn(pipeline::acker(
                         client.clone(),
                         checkpointed.clone(),
                     )));
@@ -314,7 +314,7 @@ impl Application {
                     last_reply: None,
                     caught_up: false,
                 }));
-                let sink = Sink::Nats(Box::new(nats::NatsSink {
+                let sink = Sink::Nats(Box::new(spool::NatsSink {
                     client: client.clone(),
                     js: streamed.then(|| js.clone()),
                     spool: spool.clone(),

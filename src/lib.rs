@@ -24,14 +24,16 @@
 //!   - [`eventlog`] — the local event log with group commit: the source of
 //!     truth in embedded mode.
 //!   - [`nats`] — NATS: the JetStream stream as the event log (or core
-//!     subscriptions), publishing on ingest, live counts, the dead-letter
+//!     subscriptions), subjects, publishing, live counts, the dead-letter
 //!     stream.
 //!   - [`cluster`] — several instances sharing the partitions (DESIGN §8):
 //!     leases, fencing, takeover, reads of other instances' partitions.
-//!   - [`spool`] — the local spool for events NATS could not take, its
-//!     forwarder, and the rule that keeps one order from `202` to stream.
+//!   - [`spool`] — HTTP ingest's way into NATS, the local spool for events
+//!     NATS could not take, its forwarder, and the rule that keeps one order
+//!     from `202` to stream.
 //!   - [`pipeline`] — the engine thread following its source; the store
-//!     writer; checkpoints.
+//!     writer; checkpoints and their acknowledgement to the stream; a
+//!     partition's lease as its writers see it.
 //!   - [`store`] — final buckets in SQLite or Postgres (one schema,
 //!     `migrations/`).
 //!   - [`live`] — the hub fanning live counts out to readers.

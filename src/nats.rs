@@ -1,5 +1,5 @@
 //! NATS (DESIGN §5, §7): the JetStream stream as the event log, or plain
-//! subscriptions in `core` mode; publishing on ingest, live counts and the
+//! subscriptions in `core` mode; subjects, publishing, live counts and the
 //! dead-letter stream.
 //!
 //! With JetStream the stream `nats.stream` captures exactly the event
@@ -12,10 +12,11 @@
 //! checkpoint, so every result is computed exactly once. Invalid messages
 //! go to `<prefix>.dlq` (stream `nats.dlq_stream`) with their reason.
 //!
-//! HTTP ingest publishes each event to its subject (with `Nats-Msg-Id` set
-//! to the event `id` when it has one) and answers after the stream's
-//! acknowledgement. While NATS is unreachable it appends to the local spool
-//! instead ([`crate::spool`], which also keeps the order of acceptance), and
+//! HTTP ingest ([`crate::spool::NatsSink`]) publishes each event to its
+//! subject (with `Nats-Msg-Id` set to the event `id` when it has one) and
+//! answers after the stream's acknowledgement. While NATS is unreachable it
+//! appends to the local spool instead ([`crate::spool`], which also keeps
+//! the order of acceptance), and
 //! a forwarder moves the spool into the stream once NATS is back — so
 //! ingest keeps working and nothing accepted is lost.
 //!
@@ -40,7 +41,6 @@ use crate::event::{self, Event};
 use crate::health::Readiness;
 use crate::live::LiveState;
 use crate::metrics::Metrics;
-use crate::spool::Spool;
 use crate::util::{Clock, backoff};
 
 /// Records handed to the engine per channel message, at most.
@@ -829,19 +829,6 @@ fn one_line(s: &str) -> String {
     s.replace(['\r', '\n'], " ")
 }
 
-/// Acknowledges (ack-all) the stream up to each persisted checkpoint.
-pub async fn acker(client: Client, mut persisted: watch::Receiver<crate::pipeline::Persisted>) {
-    while persisted.changed().await.is_ok() {
-        let reply = persisted.borrow_and_update().ack.clone();
-        if let Some(reply) = reply
-            && let Err(e) = client.publish(reply, Bytes::from_static(b"+ACK")).await
-        {
-            // Harmless: the next checkpoint acknowledges everything before it.
-            tracing::debug!(error = %e, "acknowledging the stream failed");
-        }
-    }
-}
-
 /// Live counts for `<prefix>.live.<webinar_id>`: the latest state per
 /// webinar whose live count changed, published at most every
 /// `live.push_interval_ms`. Never blocks
@@ -977,89 +964,6 @@ pub struct Outgoing {
     /// The event `id`, sent as `Nats-Msg-Id`.
     pub id: Option<String>,
     pub payload: Bytes,
-}
-
-/// Where HTTP ingest sends events when NATS is on.
-#[derive(Clone)]
-pub struct NatsSink {
-    pub client: Client,
-    /// JetStream mode; `None` in core mode.
-    pub js: Option<jetstream::Context>,
-    /// JetStream mode: the local spool for when NATS is unreachable.
-    pub spool: Option<Arc<Spool>>,
-    /// True while the client is connected (from its connection events).
-    pub connected: watch::Receiver<bool>,
-    pub subjects: Subjects,
-    pub metrics: Arc<Metrics>,
-}
-
-impl NatsSink {
-    /// Publishes `events`; returns once they are stored (JetStream), in
-    /// the spool, or handed to the server (core). While the spool holds
-    /// events not yet in the stream, new ones join it behind them
-    /// ([`crate::spool`]).
-    pub async fn send(&self, events: Vec<Outgoing>) -> Result<(), String> {
-        let (Some(js), Some(spool)) = (&self.js, &self.spool) else {
-            for e in events {
-                self.client
-                    .publish(e.subject, e.payload)
-                    .await
-                    .map_err(|e| format!("NATS: {e}"))?;
-            }
-            return self.client.flush().await.map_err(|e| format!("NATS: {e}"));
-        };
-        let turn = spool.turn().await;
-        let unacked = if turn.direct() && *self.connected.borrow() {
-            publish_all(js, events, &self.connected).await
-        } else {
-            events
-        };
-        if unacked.is_empty() {
-            return Ok(());
-        }
-        // Not stored (or not known to be): keep them in the spool. Presence
-        // is idempotent and events with an id are deduplicated, so sending
-        // one twice is harmless; an event without an id whose
-        // acknowledgement was lost may be counted twice.
-        turn.append(&unacked, &self.metrics)
-            .await
-            .map_err(|e| e.to_string())
-    }
-
-    /// Publishes a tick (acknowledged in JetStream mode), but not while
-    /// the spool holds events for the stream: they would land behind it.
-    pub async fn tick(&self, line: String) -> anyhow::Result<()> {
-        self.tick_to(line, self.subjects.ticks()).await
-    }
-
-    /// [`NatsSink::tick`] to the given tick subjects (a partition owner's
-    /// own, DESIGN §8).
-    pub async fn tick_to(&self, line: String, subjects: Vec<String>) -> anyhow::Result<()> {
-        let (Some(js), Some(spool)) = (&self.js, &self.spool) else {
-            for subject in subjects {
-                self.client.publish(subject, line.clone().into()).await?;
-            }
-            return Ok(());
-        };
-        let turn = spool.turn().await;
-        if !turn.direct() || !*self.connected.borrow() {
-            return Ok(());
-        }
-        let line = bytes::Bytes::from(line);
-        let ticks = subjects
-            .into_iter()
-            .map(|subject| Outgoing {
-                subject,
-                id: None,
-                payload: line.clone(),
-            })
-            .collect();
-        if publish_all(js, ticks, &self.connected).await.is_empty() {
-            Ok(())
-        } else {
-            anyhow::bail!("the stream did not acknowledge a tick")
-        }
-    }
 }
 
 /// Publishes everything, then waits for the acknowledgements; returns what

@@ -905,6 +905,21 @@ impl Lease {
     }
 }
 
+/// Acknowledges (ack-all) the stream up to each persisted checkpoint.
+pub async fn acker(client: async_nats::Client, mut persisted: watch::Receiver<Persisted>) {
+    while persisted.changed().await.is_ok() {
+        let reply = persisted.borrow_and_update().ack.clone();
+        if let Some(reply) = reply
+            && let Err(e) = client
+                .publish(reply, bytes::Bytes::from_static(b"+ACK"))
+                .await
+        {
+            // Harmless: the next checkpoint acknowledges everything before it.
+            tracing::debug!(error = %e, "acknowledging the stream failed");
+        }
+    }
+}
+
 /// Where checkpoints go: a file of the data directory, or (a partition's,
 /// DESIGN §8) the store, fenced by the lease it is written under.
 pub enum Checkpoints {

@@ -1,6 +1,7 @@
-//! The JetStream spool (DESIGN §7 Faults): where HTTP ingest keeps the
-//! events NATS could not take, the forwarder that moves them into the
-//! stream, and the rule that keeps one order from the `202` to the stream.
+//! HTTP ingest's way into NATS ([`NatsSink`]) and the JetStream spool
+//! (DESIGN §7 Faults): where HTTP ingest keeps the events NATS could not
+//! take, the forwarder that moves them into the stream, and the rule that
+//! keeps one order from the `202` to the stream.
 //!
 //! The spool is a local log (`data/spool`, group commit and fsync like the
 //! embedded event log); `data/spool/forwarded` records how far the
@@ -46,6 +47,7 @@ use crate::eventlog::{LogError, LogObserver, LogReader, LogWriter, Position};
 use crate::metrics::Metrics;
 use crate::nats::{BATCH, Outgoing, Subjects, publish_all};
 use crate::util::backoff;
+use async_nats::Client;
 
 /// The spool of one service and its forwarding state.
 pub struct Spool {
@@ -235,4 +237,87 @@ fn write_mark(path: &Path, at: Position) -> std::io::Result<()> {
     std::fs::write(&tmp, at.to_string())?;
     std::fs::File::open(&tmp)?.sync_all()?;
     std::fs::rename(&tmp, path)
+}
+
+/// Where HTTP ingest sends events when NATS is on.
+#[derive(Clone)]
+pub struct NatsSink {
+    pub client: Client,
+    /// JetStream mode; `None` in core mode.
+    pub js: Option<jetstream::Context>,
+    /// JetStream mode: the local spool for when NATS is unreachable.
+    pub spool: Option<Arc<Spool>>,
+    /// True while the client is connected (from its connection events).
+    pub connected: watch::Receiver<bool>,
+    pub subjects: Subjects,
+    pub metrics: Arc<Metrics>,
+}
+
+impl NatsSink {
+    /// Publishes `events`; returns once they are stored (JetStream), in
+    /// the spool, or handed to the server (core). While the spool holds
+    /// events not yet in the stream, new ones join it behind them
+    /// ([`crate::spool`]).
+    pub async fn send(&self, events: Vec<Outgoing>) -> Result<(), String> {
+        let (Some(js), Some(spool)) = (&self.js, &self.spool) else {
+            for e in events {
+                self.client
+                    .publish(e.subject, e.payload)
+                    .await
+                    .map_err(|e| format!("NATS: {e}"))?;
+            }
+            return self.client.flush().await.map_err(|e| format!("NATS: {e}"));
+        };
+        let turn = spool.turn().await;
+        let unacked = if turn.direct() && *self.connected.borrow() {
+            publish_all(js, events, &self.connected).await
+        } else {
+            events
+        };
+        if unacked.is_empty() {
+            return Ok(());
+        }
+        // Not stored (or not known to be): keep them in the spool. Presence
+        // is idempotent and events with an id are deduplicated, so sending
+        // one twice is harmless; an event without an id whose
+        // acknowledgement was lost may be counted twice.
+        turn.append(&unacked, &self.metrics)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Publishes a tick (acknowledged in JetStream mode), but not while
+    /// the spool holds events for the stream: they would land behind it.
+    pub async fn tick(&self, line: String) -> anyhow::Result<()> {
+        self.tick_to(line, self.subjects.ticks()).await
+    }
+
+    /// [`NatsSink::tick`] to the given tick subjects (a partition owner's
+    /// own, DESIGN §8).
+    pub async fn tick_to(&self, line: String, subjects: Vec<String>) -> anyhow::Result<()> {
+        let (Some(js), Some(spool)) = (&self.js, &self.spool) else {
+            for subject in subjects {
+                self.client.publish(subject, line.clone().into()).await?;
+            }
+            return Ok(());
+        };
+        let turn = spool.turn().await;
+        if !turn.direct() || !*self.connected.borrow() {
+            return Ok(());
+        }
+        let line = bytes::Bytes::from(line);
+        let ticks = subjects
+            .into_iter()
+            .map(|subject| Outgoing {
+                subject,
+                id: None,
+                payload: line.clone(),
+            })
+            .collect();
+        if publish_all(js, ticks, &self.connected).await.is_empty() {
+            Ok(())
+        } else {
+            anyhow::bail!("the stream did not acknowledge a tick")
+        }
+    }
 }

@@ -37,11 +37,12 @@ use crate::event::{Event, Tick};
 use crate::health::Readiness;
 use crate::live::LiveHub;
 use crate::metrics::Metrics;
-use crate::nats::{self, ConsumerSpec, LiveFeed, NatsSink, StreamBatch, Subjects};
+use crate::nats::{self, ConsumerSpec, LiveFeed, StreamBatch, Subjects};
 pub use crate::pipeline::Lease;
 use crate::pipeline::{
     Checkpoints, EngineTask, Persisted, Reading, Source, SourcePos, StreamSource,
 };
+use crate::spool::NatsSink;
 use crate::store::{Fence, Store};
 use crate::util::Clock;
 
@@ -447,7 +448,7 @@ impl Cluster {
                 s.ready.clone(),
                 shutdown.clone(),
             )),
-            tokio::spawn(nats::acker(s.client.clone(), checkpointed)),
+            tokio::spawn(crate::pipeline::acker(s.client.clone(), checkpointed)),
         ];
         let campaigns = engine.campaigns();
         let engine = EngineTask {

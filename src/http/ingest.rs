@@ -31,7 +31,8 @@ use crate::auth::{AuthError, Claims, IngestFor};
 use crate::config::IngestMode;
 use crate::event::{self, Event, EventType, Identifier, MAX_EVENT_BYTES, check_identifier};
 use crate::eventlog::LogWriter;
-use crate::nats::{NatsSink, Outgoing, Subjects};
+use crate::nats::{Outgoing, Subjects};
+use crate::spool::NatsSink;
 
 /// Where accepted events go.
 pub enum Sink {
