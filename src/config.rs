@@ -779,6 +779,20 @@ mod tests {
         assert!(err("nats.stream", "EVENT FLOW".into()).contains("nats.stream"));
         assert!(err("nats.ack_wait_ms", 1_000.into()).contains("nats.ack_wait_ms"));
         assert!(
+            err("nats.leases", true.into())
+                .contains("nats.leases: sharing partitions needs JetStream")
+        );
+        assert!(err("nats.instance", "a b".into()).contains("nats.instance"));
+        // With NATS but no Postgres, where partitions' checkpoints live.
+        let f = Figment::from(Toml::string(DEFAULT_TOML)).merge(Serialized::defaults(
+            serde_json::json!({"nats": {"url": "nats://127.0.0.1:4222", "leases": true}}),
+        ));
+        let no_store = Settings::from_figment(f).unwrap_err().to_string();
+        assert!(
+            no_store.contains("nats.leases") && no_store.contains("postgres.url"),
+            "{no_store}"
+        );
+        assert!(
             err("http.allowed_origins", serde_json::json!(["nope"]))
                 .contains("http.allowed_origins")
         );
