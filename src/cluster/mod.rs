@@ -49,8 +49,9 @@ use crate::util::Clock;
 /// One partition this instance owns, and its running parts.
 struct Worker {
     lease: Arc<Lease>,
-    /// The revision to renew (compare-and-set).
-    revision: u64,
+    /// The revision to renew (compare-and-set), kept beside the worker so
+    /// that the renewal task and a hand-over see the same one.
+    revision: Arc<std::sync::atomic::AtomicU64>,
     campaigns: CampaignView,
     applied: watch::Receiver<Reading>,
     shutdown: CancellationToken,
@@ -258,13 +259,13 @@ impl Cluster {
         // claiming, so instances starting together share at once.
         let _ = lease::heartbeat(&kv, &self.instance).await;
         let start = crate::partition::fnv1a32(self.instance.as_bytes()) % self.partitions;
+        let renewals = tokio::spawn(self.clone().keep_leases(kv.clone()));
         let mut first = true;
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
                 _ = s.shutdown.cancelled() => break,
             }
-            self.renew(&kv).await;
             if let Err(e) = lease::heartbeat(&kv, &self.instance).await {
                 tracing::warn!(error = %format!("{e:#}"), "renewing membership failed");
                 continue;
@@ -299,45 +300,64 @@ impl Cluster {
                 s.ready.send_modify(|r| r.recovered = true);
             }
         }
+        // Leases stay renewed while every partition flushes and hands over.
         let owned: Vec<u32> = self.owned().into_iter().collect();
         for n in owned {
             self.hand_over(&kv, n).await;
         }
+        renewals.abort();
         let _ = kv.delete(format!("members.{}", self.instance)).await;
     }
 
     /// Renews every lease held; a partition whose renewal fails, or whose
     /// writer met a newer owner's token, stops at once.
     async fn renew(&self, kv: &jetstream::kv::Store) {
-        let held: Vec<(u32, u64, Arc<Lease>)> = self
+        let held: Vec<(u32, Arc<std::sync::atomic::AtomicU64>, Arc<Lease>)> = self
             .workers()
             .iter()
-            .map(|(n, w)| (*n, w.revision, w.lease.clone()))
+            .map(|(n, w)| (*n, w.revision.clone(), w.lease.clone()))
             .collect();
         for (n, revision, lease) in held {
             let sent = Instant::now();
             let renewed = if lease.held() {
-                lease::renew(kv, n, &self.instance, revision).await
+                let last = revision.load(std::sync::atomic::Ordering::SeqCst);
+                lease::renew(kv, n, &self.instance, last).await
             } else {
                 Err(anyhow::anyhow!("the lease lapsed or was fenced off"))
             };
             match renewed {
-                Ok(revision) => {
+                Ok(next) => {
+                    revision.store(next, std::sync::atomic::Ordering::SeqCst);
                     lease.extend(sent + self.lease_validity());
-                    if let Some(w) = self.workers().get_mut(&n) {
-                        w.revision = revision;
-                    }
                 }
                 Err(e) => {
+                    // Only the worker of this very lease (a hand-over may
+                    // have removed it, or a new claim replaced it).
+                    let worker = {
+                        let mut workers = self.workers();
+                        match workers.get(&n) {
+                            Some(w) if Arc::ptr_eq(&w.lease, &lease) => workers.remove(&n),
+                            _ => None,
+                        }
+                    };
+                    let Some(w) = worker else { continue };
                     tracing::warn!(partition = n, error = %format!("{e:#}"), "lost a partition's lease; its work stops now");
                     lease.lose();
-                    let worker = self.workers().remove(&n);
-                    if let Some(w) = worker {
-                        stop(w, false).await;
-                    }
+                    stop(w, false).await;
                     self.moved("lost");
                 }
             }
+        }
+    }
+
+    /// Renews the leases every quarter TTL, apart from the rounds of claims
+    /// and hand-overs (which may take a while) so that none lapses meanwhile;
+    /// runs until [`Cluster::run`] has handed everything over.
+    async fn keep_leases(self: Arc<Self>, kv: jetstream::kv::Store) {
+        let every = self.ttl / RENEW_DIVISOR;
+        loop {
+            tokio::time::sleep(every).await;
+            self.renew(&kv).await;
         }
     }
 
@@ -368,11 +388,26 @@ impl Cluster {
         };
         let lease = Arc::new(Lease::new(n, token, sent + self.lease_validity()));
         match self.start(lease.clone()).await {
-            Ok(mut worker) => {
-                worker.revision = token;
+            Ok(worker) => {
+                // Starting (reading and restoring the checkpoint) may take a
+                // while: the lease is renewed once now, or given up.
+                let sent = Instant::now();
+                match lease::renew(kv, n, &self.instance, token).await {
+                    Ok(next) => {
+                        worker
+                            .revision
+                            .store(next, std::sync::atomic::Ordering::SeqCst);
+                        lease.extend(sent + self.lease_validity());
+                    }
+                    Err(e) => {
+                        tracing::warn!(partition = n, error = %format!("{e:#}"), "a partition's lease lapsed while it started; giving it up");
+                        stop(worker, false).await;
+                        return;
+                    }
+                }
                 tracing::info!(partition = n, token, "took a partition over");
-                self.moved("claimed");
                 self.workers().insert(n, worker);
+                self.moved("claimed");
             }
             Err(e) => {
                 tracing::warn!(partition = n, error = %format!("{e:#}"), "could not start a claimed partition; releasing it");
@@ -387,10 +422,11 @@ impl Cluster {
         let Some(worker) = self.workers().remove(&n) else {
             return;
         };
-        let (lease, revision) = (worker.lease.clone(), worker.revision);
+        let (lease, revision) = (worker.lease.clone(), worker.revision.clone());
         stop(worker, true).await;
         if lease.held() {
-            let _ = lease::release(kv, n, revision).await;
+            let last = revision.load(std::sync::atomic::Ordering::SeqCst);
+            let _ = lease::release(kv, n, last).await;
         }
         self.moved("released");
         tracing::info!(partition = n, "handed a partition over");
@@ -516,8 +552,8 @@ impl Cluster {
             shutdown.clone(),
         )));
         Ok(Worker {
+            revision: Arc::new(std::sync::atomic::AtomicU64::new(lease.token)),
             lease,
-            revision: 0,
             campaigns,
             applied,
             shutdown,
