@@ -537,14 +537,22 @@ impl ConsumerSpec {
         }
     }
 
-    /// The consumer of partition `n`: `<consumer>-p<n>` over `<prefix>.p<n>.>`.
-    pub fn partition(settings: &NatsSettings, n: u32) -> ConsumerSpec {
+    /// The consumer of partition `n` under the lease with fencing token
+    /// `token`: `<consumer>-p<n>-<token>` over `<prefix>.p<n>.>` (the whole
+    /// stream when it has one partition). Each lease has its own, so a
+    /// former owner's consumer, retries and acknowledgements never touch
+    /// the new owner's; an abandoned one goes after [`INACTIVE`].
+    pub fn partition(settings: &NatsSettings, n: u32, token: u64) -> ConsumerSpec {
         ConsumerSpec {
-            durable: format!("{}-p{n}", settings.consumer),
-            filter: Some(format!("{}.p{n}.>", settings.subject_prefix)),
+            durable: format!("{}-p{n}-{token}", settings.consumer),
+            filter: (settings.partitions > 1)
+                .then(|| format!("{}.p{n}.>", settings.subject_prefix)),
         }
     }
 }
+
+/// How long a partition's consumer outlives its last reader.
+pub const INACTIVE: Duration = Duration::from_secs(600);
 
 /// Reads the stream from `next` on with a durable pull consumer and hands
 /// batches to the engine until shutdown. Any consumer error recreates the
@@ -635,6 +643,12 @@ async fn consume(
             ack_wait: Duration::from_millis(s.ack_wait_ms),
             // Acknowledged per checkpoint, so everything in between is pending.
             max_ack_pending: -1,
+            // A partition's consumer is left behind when its lease moves.
+            inactive_threshold: if spec.filter.is_some() || spec.durable != s.consumer {
+                INACTIVE
+            } else {
+                Duration::ZERO
+            },
             ..Default::default()
         })
         .await
@@ -656,9 +670,22 @@ async fn consume(
     let mut chunks = messages.ready_chunks(BATCH);
     while let Some(chunk) = chunks.next().await {
         let mut batch = StreamBatch::with_capacity(chunk.len());
+        let mut failed = None;
         for m in chunk {
-            let m = m.context("pulling messages")?;
-            let info = m.info().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let m = match m.context("pulling messages") {
+                Ok(m) => m,
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            };
+            let info = match m.info() {
+                Ok(info) => info,
+                Err(e) => {
+                    failed = Some(anyhow::anyhow!("{e}"));
+                    break;
+                }
+            };
             let (seq, stored) = (
                 info.stream_sequence,
                 (info.published.unix_timestamp_nanos() / 1_000_000) as i64,
@@ -672,7 +699,14 @@ async fn consume(
             *next = seq + 1;
         }
         *attempt = 0;
-        send(tx, batch, shutdown).await?;
+        // What was read before an error goes to the engine too: `next` is
+        // already past it, and the consumer is recreated from there.
+        if !batch.records.is_empty() || failed.is_none() {
+            send(tx, batch, shutdown).await?;
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
     }
     anyhow::bail!("the consumer's message stream ended")
 }

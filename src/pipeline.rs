@@ -716,6 +716,7 @@ pub async fn store_writer(
                 partition = lease.partition,
                 "the lease is no longer held; the partition's writer stops without writing"
             );
+            lease.lose();
             return;
         }
         let fence = checkpoints.fence();

@@ -547,6 +547,16 @@ impl Store {
         Ok(())
     }
 
+    /// Raises a partition's fencing token to a new owner's as it takes the
+    /// partition over, before it reads the checkpoint: from then on the
+    /// former owner can write nothing more.
+    pub async fn fence_partition(&self, fence: &Fence) -> Result<(), WriteError> {
+        let mut tx = self.pool.begin().await?;
+        raise_fence(&mut tx, fence).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// A partition's last checkpoint: its position and engine state.
     pub async fn partition_checkpoint(
         &self,

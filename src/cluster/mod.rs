@@ -168,6 +168,7 @@ impl Cluster {
         };
         match self.ask(p, &request).await? {
             reads::ReadReply::NamesWebinar { names } => Ok(names),
+            reads::ReadReply::Http { body, .. } => Err(format!("partition {p}: {body}")),
             _ => Err(format!("partition {p}: an unexpected answer")),
         }
     }
@@ -201,6 +202,9 @@ impl Cluster {
                     };
                     match self.ask(p, &request).await? {
                         reads::ReadReply::Viewers { fingerprints } => fingerprints,
+                        reads::ReadReply::Http { body, .. } => {
+                            return Err(format!("partition {p}: {body}"));
+                        }
                         _ => return Err(format!("partition {p}: an unexpected answer")),
                     }
                 }
@@ -312,14 +316,24 @@ impl Cluster {
     /// Renews every lease held; a partition whose renewal fails, or whose
     /// writer met a newer owner's token, stops at once.
     async fn renew(&self, kv: &jetstream::kv::Store) {
-        let held: Vec<(u32, Arc<std::sync::atomic::AtomicU64>, Arc<Lease>)> = self
+        type Held = (u32, Arc<std::sync::atomic::AtomicU64>, Arc<Lease>, bool);
+        let held: Vec<Held> = self
             .workers()
             .iter()
-            .map(|(n, w)| (*n, w.revision.clone(), w.lease.clone()))
+            .map(|(n, w)| {
+                (
+                    *n,
+                    w.revision.clone(),
+                    w.lease.clone(),
+                    w.writer.is_finished(),
+                )
+            })
             .collect();
-        for (n, revision, lease) in held {
+        for (n, revision, lease, writer_stopped) in held {
             let sent = Instant::now();
-            let renewed = if lease.held() {
+            let renewed = if writer_stopped {
+                Err(anyhow::anyhow!("its store writer stopped"))
+            } else if lease.held() {
                 let last = revision.load(std::sync::atomic::Ordering::SeqCst);
                 lease::renew(kv, n, &self.instance, last).await
             } else {
@@ -423,8 +437,39 @@ impl Cluster {
             return;
         };
         let (lease, revision) = (worker.lease.clone(), worker.revision.clone());
-        stop(worker, true).await;
-        if lease.held() {
+        // Its lease stays renewed while it flushes.
+        let renewing = {
+            let (kv, lease, revision, instance) = (
+                kv.clone(),
+                lease.clone(),
+                revision.clone(),
+                self.instance.clone(),
+            );
+            let (every, validity) = (self.ttl / RENEW_DIVISOR, self.lease_validity());
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(every).await;
+                    let sent = Instant::now();
+                    let last = revision.load(std::sync::atomic::Ordering::SeqCst);
+                    match lease::renew(&kv, n, &instance, last).await {
+                        Ok(next) if lease.held() => {
+                            revision.store(next, std::sync::atomic::Ordering::SeqCst);
+                            lease.extend(sent + validity);
+                        }
+                        _ => {
+                            lease.lose();
+                            return;
+                        }
+                    }
+                }
+            })
+        };
+        let flushed = stop(worker, true).await;
+        renewing.abort();
+        if !flushed {
+            // Its writer may still be writing: the lease lapses instead.
+            lease.lose();
+        } else if lease.held() {
             let last = revision.load(std::sync::atomic::Ordering::SeqCst);
             let _ = lease::release(kv, n, last).await;
         }
@@ -439,6 +484,15 @@ impl Cluster {
         let name = format!("{}.p{n}", s.settings.nats.stream);
         let source_name = format!("{}:p{n}", nats::source_name(&s.settings.nats));
         let config = s.settings.engine();
+        // The schema may be new (Postgres was down when the instance
+        // started), and the former owner is fenced off before its
+        // checkpoint is read, so it cannot write a newer one after.
+        s.store.migrate().await?;
+        let fence = Fence {
+            name: name.clone(),
+            token: lease.token as i64,
+        };
+        s.store.fence_partition(&fence).await?;
         let checkpoint = s.store.partition_checkpoint(&name).await?;
         let stored: Option<SourcePos> = s
             .store
@@ -478,7 +532,7 @@ impl Cluster {
             tokio::spawn(nats::jetstream_source(
                 s.js.clone(),
                 s.settings.nats.clone(),
-                ConsumerSpec::partition(&s.settings.nats, n),
+                ConsumerSpec::partition(&s.settings.nats, n, lease.token),
                 next,
                 tx,
                 s.ready.clone(),
@@ -522,10 +576,7 @@ impl Cluster {
             s.store.clone(),
             store_rx,
             Checkpoints::Partition {
-                fence: Fence {
-                    name,
-                    token: lease.token as i64,
-                },
+                fence,
                 lease: lease.clone(),
             },
             checkpointed_tx,
@@ -567,7 +618,7 @@ impl Cluster {
 /// Stops a partition's work. `graceful`: its engine applies what it holds,
 /// flushes and checkpoints first (the lease is still held); otherwise it
 /// stops at once and writes nothing more.
-async fn stop(mut w: Worker, graceful: bool) {
+async fn stop(mut w: Worker, graceful: bool) -> bool {
     if !graceful {
         w.lease.lose();
     }
@@ -579,7 +630,7 @@ async fn stop(mut w: Worker, graceful: bool) {
     let writer = w.writer;
     if !graceful {
         writer.abort();
-        return;
+        return false;
     }
     let finished = tokio::time::timeout(Duration::from_secs(8), async move {
         if let Some(engine) = engine {
@@ -595,7 +646,9 @@ async fn stop(mut w: Worker, graceful: bool) {
             partition = w.lease.partition,
             "a partition's final flush took too long; the next owner resumes from its last checkpoint"
         );
+        return false;
     }
+    true
 }
 
 /// Every second, while the partition's engine is caught up and the lease

@@ -92,36 +92,75 @@ pub async fn serve(
             _ = shutdown.cancelled() => return,
         };
         let Some(reply_to) = msg.reply else { continue };
-        if !lease.held() {
-            continue; // the new owner answers
+        // Each read in its own task: a read may itself ask another
+        // partition (a client's webinar, an overview's viewers), and one
+        // slow read must not hold up the ones behind it.
+        let (client, router, campaigns, lease) = (
+            client.clone(),
+            router.clone(),
+            campaigns.clone(),
+            lease.clone(),
+        );
+        tokio::spawn(async move {
+            let answer = answer(&msg.payload, &router, &campaigns, &lease).await;
+            let mut body = serde_json::to_vec(&answer).unwrap_or_default();
+            let limit = client.server_info().max_payload;
+            if body.len() > limit {
+                body = serde_json::to_vec(&unavailable(&format!(
+                    "the answer ({} bytes) is larger than NATS carries ({limit}); ask its owner directly",
+                    body.len()
+                )))
+                .unwrap_or_default();
+            }
+            let _ = client.publish(reply_to, body.into()).await;
+        });
+    }
+}
+
+/// A 503 in the API's error shape.
+fn unavailable(why: &str) -> ReadReply {
+    ReadReply::Http {
+        status: 503,
+        content_type: Some("application/json".into()),
+        body: serde_json::json!({ "error": why }).to_string(),
+    }
+}
+
+async fn answer(
+    payload: &[u8],
+    router: &RouterCell,
+    campaigns: &CampaignView,
+    lease: &Lease,
+) -> ReadReply {
+    if !lease.held() {
+        return unavailable("the partition is moving between instances; retry");
+    }
+    match serde_json::from_slice::<ReadRequest>(payload) {
+        Ok(ReadRequest::Http { uri, authorization }) => match router.get().cloned() {
+            Some(router) => http(router, &uri, authorization).await,
+            None => unavailable("the instance is starting; retry"),
+        },
+        Ok(ReadRequest::NamesWebinar {
+            client_id,
+            webinar_id,
+        }) => ReadReply::NamesWebinar {
+            names: campaigns.client_names_webinar(&client_id, &webinar_id),
+        },
+        Ok(ReadRequest::Viewers { webinars, from, to }) => {
+            let webinars: Vec<&str> = webinars.iter().map(String::as_str).collect();
+            ReadReply::Viewers {
+                fingerprints: if from <= to {
+                    campaigns.viewer_fingerprints(&webinars, DateRange { from, to })
+                } else {
+                    Vec::new()
+                },
+            }
         }
-        let answer = match serde_json::from_slice::<ReadRequest>(&msg.payload) {
-            Ok(ReadRequest::Http { uri, authorization }) => {
-                let Some(router) = router.get().cloned() else {
-                    continue;
-                };
-                http(router, &uri, authorization).await
-            }
-            Ok(ReadRequest::NamesWebinar {
-                client_id,
-                webinar_id,
-            }) => ReadReply::NamesWebinar {
-                names: campaigns.client_names_webinar(&client_id, &webinar_id),
-            },
-            Ok(ReadRequest::Viewers { webinars, from, to }) => {
-                let webinars: Vec<&str> = webinars.iter().map(String::as_str).collect();
-                ReadReply::Viewers {
-                    fingerprints: campaigns.viewer_fingerprints(&webinars, DateRange { from, to }),
-                }
-            }
-            Err(e) => ReadReply::Http {
-                status: 400,
-                content_type: None,
-                body: format!("unreadable forwarded read: {e}"),
-            },
-        };
-        let body = serde_json::to_vec(&answer).unwrap_or_default();
-        let _ = client.publish(reply_to, body.into()).await;
+        Err(e) => ReadReply::Http {
+            status: 400,
+            content_type: None,
+            body: format!("unreadable forwarded read: {e}"),
+        },
     }
 }
 
