@@ -9,12 +9,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
 use redis::AsyncCommands;
 use serde_json::Value;
-use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::{SECRET, eventually, now_ms};
+use crate::live::next_json;
 use crate::nats::{NATS_URL, Names, stream_messages};
 use crate::restart::{
     Parts, Service, events, free_port, is_presence_row, post, replay, rows, run, start_with,
@@ -437,7 +436,7 @@ async fn any_instance_serves_live_counts_and_reads_of_another_instances_partitio
         a.base.trim_start_matches("http://")
     );
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    let first = next_text(&mut ws).await;
+    let first = next_json(&mut ws).await;
     assert_eq!(first["type"], "snapshot", "{first}");
     let ping = format!(
         r#"{{"type":"presence","webinar_id":"{webinar}","viewer_id":"v1","action":"ping","ts":{}}}"#,
@@ -450,7 +449,7 @@ async fn any_instance_serves_live_counts_and_reads_of_another_instances_partitio
     post(&client, a, &token, &[ping, visit]).await;
     let posted = Instant::now();
     loop {
-        let m = next_text(&mut ws).await;
+        let m = next_json(&mut ws).await;
         if m["type"] == "live" && m["live"] == 1 {
             break;
         }
@@ -459,7 +458,7 @@ async fn any_instance_serves_live_counts_and_reads_of_another_instances_partitio
     assert!(shown < Duration::from_secs(1), "shown on a after {shown:?}");
     // And the owner's open bucket, as if connected to b.
     loop {
-        let m = next_text(&mut ws).await;
+        let m = next_json(&mut ws).await;
         if m["type"] == "open" {
             assert_eq!(m["open_bucket"]["max_concurrent"], 1, "{m}");
             break;
@@ -544,19 +543,3 @@ async fn any_instance_serves_live_counts_and_reads_of_another_instances_partitio
 }
 
 const REDIS_URL: &str = "redis://127.0.0.1:6379";
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn next_text(ws: &mut Socket) -> Value {
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("a message within 10 s")
-            .expect("the socket is open")
-            .expect("a frame");
-        if let Message::Text(t) = msg {
-            return serde_json::from_str(t.as_str()).unwrap();
-        }
-    }
-}
