@@ -23,6 +23,7 @@ pub mod lease;
 pub mod reads;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -51,7 +52,7 @@ struct Worker {
     lease: Arc<Lease>,
     /// The revision to renew (compare-and-set), kept beside the worker so
     /// that the renewal task and a hand-over see the same one.
-    revision: Arc<std::sync::atomic::AtomicU64>,
+    revision: Arc<AtomicU64>,
     campaigns: CampaignView,
     applied: watch::Receiver<Reading>,
     shutdown: CancellationToken,
@@ -316,7 +317,7 @@ impl Cluster {
     /// Renews every lease held; a partition whose renewal fails, or whose
     /// writer met a newer owner's token, stops at once.
     async fn renew(&self, kv: &jetstream::kv::Store) {
-        type Held = (u32, Arc<std::sync::atomic::AtomicU64>, Arc<Lease>, bool);
+        type Held = (u32, Arc<AtomicU64>, Arc<Lease>, bool);
         let held: Vec<Held> = self
             .workers()
             .iter()
@@ -330,37 +331,26 @@ impl Cluster {
             })
             .collect();
         for (n, revision, lease, writer_stopped) in held {
-            let sent = Instant::now();
             let renewed = if writer_stopped {
                 Err(anyhow::anyhow!("its store writer stopped"))
-            } else if lease.held() {
-                let last = revision.load(std::sync::atomic::Ordering::SeqCst);
-                lease::renew(kv, n, &self.instance, last).await
             } else {
-                Err(anyhow::anyhow!("the lease lapsed or was fenced off"))
+                renew_once(kv, &self.instance, &lease, &revision, self.lease_validity()).await
             };
-            match renewed {
-                Ok(next) => {
-                    revision.store(next, std::sync::atomic::Ordering::SeqCst);
-                    lease.extend(sent + self.lease_validity());
+            let Err(e) = renewed else { continue };
+            // Only the worker of this very lease (a hand-over may have
+            // removed it, or a new claim replaced it).
+            let worker = {
+                let mut workers = self.workers();
+                match workers.get(&n) {
+                    Some(w) if Arc::ptr_eq(&w.lease, &lease) => workers.remove(&n),
+                    _ => None,
                 }
-                Err(e) => {
-                    // Only the worker of this very lease (a hand-over may
-                    // have removed it, or a new claim replaced it).
-                    let worker = {
-                        let mut workers = self.workers();
-                        match workers.get(&n) {
-                            Some(w) if Arc::ptr_eq(&w.lease, &lease) => workers.remove(&n),
-                            _ => None,
-                        }
-                    };
-                    let Some(w) = worker else { continue };
-                    tracing::warn!(partition = n, error = %format!("{e:#}"), "lost a partition's lease; its work stops now");
-                    lease.lose();
-                    stop(w, false).await;
-                    self.moved("lost");
-                }
-            }
+            };
+            let Some(w) = worker else { continue };
+            tracing::warn!(partition = n, error = %format!("{e:#}"), "lost a partition's lease; its work stops now");
+            lease.lose();
+            stop(w, false).await;
+            self.moved("lost");
         }
     }
 
@@ -405,19 +395,18 @@ impl Cluster {
             Ok(worker) => {
                 // Starting (reading and restoring the checkpoint) may take a
                 // while: the lease is renewed once now, or given up.
-                let sent = Instant::now();
-                match lease::renew(kv, n, &self.instance, token).await {
-                    Ok(next) => {
-                        worker
-                            .revision
-                            .store(next, std::sync::atomic::Ordering::SeqCst);
-                        lease.extend(sent + self.lease_validity());
-                    }
-                    Err(e) => {
-                        tracing::warn!(partition = n, error = %format!("{e:#}"), "a partition's lease lapsed while it started; giving it up");
-                        stop(worker, false).await;
-                        return;
-                    }
+                let renewed = renew_once(
+                    kv,
+                    &self.instance,
+                    &lease,
+                    &worker.revision,
+                    self.lease_validity(),
+                )
+                .await;
+                if let Err(e) = renewed {
+                    tracing::warn!(partition = n, error = %format!("{e:#}"), "a partition's lease lapsed while it started; giving it up");
+                    stop(worker, false).await;
+                    return;
                 }
                 tracing::info!(partition = n, token, "took a partition over");
                 self.workers().insert(n, worker);
@@ -449,17 +438,12 @@ impl Cluster {
             tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(every).await;
-                    let sent = Instant::now();
-                    let last = revision.load(std::sync::atomic::Ordering::SeqCst);
-                    match lease::renew(&kv, n, &instance, last).await {
-                        Ok(next) if lease.held() => {
-                            revision.store(next, std::sync::atomic::Ordering::SeqCst);
-                            lease.extend(sent + validity);
-                        }
-                        _ => {
-                            lease.lose();
-                            return;
-                        }
+                    if renew_once(&kv, &instance, &lease, &revision, validity)
+                        .await
+                        .is_err()
+                    {
+                        lease.lose();
+                        return;
                     }
                 }
             })
@@ -470,7 +454,7 @@ impl Cluster {
             // Its writer may still be writing: the lease lapses instead.
             lease.lose();
         } else if lease.held() {
-            let last = revision.load(std::sync::atomic::Ordering::SeqCst);
+            let last = revision.load(SeqCst);
             let _ = lease::release(kv, n, last).await;
         }
         self.moved("released");
@@ -603,7 +587,7 @@ impl Cluster {
             shutdown.clone(),
         )));
         Ok(Worker {
-            revision: Arc::new(std::sync::atomic::AtomicU64::new(lease.token)),
+            revision: Arc::new(AtomicU64::new(lease.token)),
             lease,
             campaigns,
             applied,
@@ -613,6 +597,23 @@ impl Cluster {
             tasks,
         })
     }
+}
+
+/// Renews `lease` once, if it is still held: compare-and-set on its last
+/// `revision`, its validity counted from when the renewal was sent.
+async fn renew_once(
+    kv: &jetstream::kv::Store,
+    instance: &str,
+    lease: &Lease,
+    revision: &AtomicU64,
+    validity: Duration,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(lease.held(), "the lease lapsed or was fenced off");
+    let sent = Instant::now();
+    let next = lease::renew(kv, lease.partition, instance, revision.load(SeqCst)).await?;
+    revision.store(next, SeqCst);
+    lease.extend(sent + validity);
+    Ok(())
 }
 
 /// Stops a partition's work. `graceful`: its engine applies what it holds,
