@@ -4,7 +4,10 @@
 //! first 4 simulated minutes of the workload, which makes every viewer live,
 //! then times the next 5 minutes (~5 M records, crossing a bucket boundary):
 //!
-//! - `presence/apply_predecoded`: `Engine::apply` over pre-decoded events;
+//! - `presence/apply_predecoded`: `Engine::apply_all` over pre-decoded events
+//!   (with its look-ahead);
+//! - `presence/apply_predecoded_one_by_one`: `Engine::apply` per event, the
+//!   same events (no look-ahead), for the ratio;
 //! - `presence/decode_apply`: `event::decode` of each JSON line, then apply;
 //! - `presence/decode_only`: `event::decode` alone, to split the cost;
 //! - `presence/apply_predecoded_with_ticks`: as the first, with the service's
@@ -19,7 +22,7 @@
 //! samples" warning is expected: each sample is one iteration.
 //!
 //! `EVENTFLOW_BENCH_SCALE=0.1` runs a tenth of the audience;
-//! `EVENTFLOW_BENCH_PROFILE=apply|decode_apply|apply_interned` runs the
+//! `EVENTFLOW_BENCH_PROFILE=apply|apply_one_by_one|decode_apply|apply_interned` runs the
 //! measured part once outside criterion, for profilers (see [`profile`]).
 
 mod common;
@@ -46,6 +49,20 @@ fn warmed(w: &Workload) -> Engine {
 }
 
 fn apply_all(engine: &mut Engine, events: &[Event<'_>]) -> u64 {
+    let mut late = 0;
+    for chunk in events.chunks(DRAIN_EVERY) {
+        engine.apply_all(
+            chunk,
+            |_| None,
+            |_, a| late += u64::from(a.expect("ts is set").late),
+        );
+        engine.drain().for_each(|o| drop(black_box(o)));
+    }
+    late
+}
+
+/// As [`apply_all`], one `Engine::apply` per record (no look-ahead).
+fn apply_one_by_one(engine: &mut Engine, events: &[Event<'_>]) -> u64 {
     let mut late = 0;
     for chunk in events.chunks(DRAIN_EVERY) {
         for e in chunk {
@@ -169,6 +186,13 @@ fn profile(mode: &str) {
             start = Instant::now();
             black_box(apply_all(&mut engine, &events));
         }
+        "apply_one_by_one" => {
+            lines = workload.json_lines(&workload.measured);
+            events = decode_all(&lines);
+            perf("enable\n");
+            start = Instant::now();
+            black_box(apply_one_by_one(&mut engine, &events));
+        }
         "apply_interned" => {
             // Events borrowing interned ids: each id is a random access.
             interned = workload.events(&workload.measured);
@@ -257,6 +281,13 @@ fn main() {
             &workload,
             n,
             |engine| apply_all(engine, black_box(&events)),
+        ));
+        summaries.extend(bench_engine(
+            &mut group,
+            "apply_predecoded_one_by_one",
+            &workload,
+            n,
+            |engine| apply_one_by_one(engine, black_box(&events)),
         ));
         drop(events);
         summaries.extend(bench_engine(

@@ -790,7 +790,78 @@ fn check_all(cfg: Cfg, recs: &[Rec]) -> Result<Rows, TestCaseError> {
             );
         }
     }
+    check_batched(cfg, recs, &model, &expected, &expected_rollups)?;
     Ok((expected, expected_rollups))
+}
+
+/// The same records through [`Engine::apply_all`] in uneven batches (1, 4,
+/// 13, 40, … records): its look-ahead changes nothing applied, emitted or
+/// live.
+fn check_batched(
+    cfg: Cfg,
+    recs: &[Rec],
+    model: &Model,
+    expected: &[(usize, PresenceStats)],
+    expected_rollups: &[Rollup],
+) -> Result<(), TestCaseError> {
+    let mut engine = Engine::new(EngineConfig {
+        bucket_ms: cfg.bucket_ms,
+        ttl_ms: cfg.ttl_ms,
+        late_ms: cfg.late_ms,
+        timezone: cfg.tz.zone(),
+        ..EngineConfig::default()
+    })
+    .expect("valid config");
+    let events: Vec<Event<'static>> = recs.iter().map(|r| r.event()).collect();
+    let mut replayed = Model::new(cfg);
+    let mut emitted = Emitted::default();
+    let (mut start, mut size) = (0, 1);
+    while start < events.len() {
+        let end = (start + size).min(events.len());
+        let mut applied = Vec::new();
+        engine.apply_all(
+            &events[start..end],
+            |_| None,
+            |i, a| {
+                applied.push((start + i, a.expect("ts is set")));
+            },
+        );
+        prop_assert_eq!(applied.len(), end - start, "one result per event");
+        for (n, a) in applied {
+            let (ts, late) = replayed.apply(recs[n]);
+            prop_assert_eq!((a.ts, a.late), (ts, late), "batched: record {}", n);
+        }
+        collect(&mut engine, &mut emitted)?;
+        (start, size) = (end, size * 3 + 1);
+    }
+    for (w, id) in WEBINARS.iter().enumerate() {
+        let snapshot = engine.live(id);
+        prop_assert_eq!(
+            snapshot.as_ref().map_or(0, |s| s.live),
+            model.live_now(w),
+            "batched: {} live at the end",
+            id
+        );
+        if let Some(s) = snapshot {
+            prop_assert_eq!(
+                s.open_bucket,
+                model.open_bucket(w),
+                "batched: {} open bucket",
+                id
+            );
+        }
+    }
+    engine.finish();
+    collect(&mut engine, &mut emitted)?;
+    emitted.buckets.sort_by_key(|(w, _)| *w);
+    prop_assert_eq!(&emitted.buckets[..], expected, "batched: final buckets");
+    prop_assert_eq!(
+        &sorted(emitted.rollups)[..],
+        expected_rollups,
+        "batched: final rollups"
+    );
+    prop_assert_eq!(engine.counters().late, model.late, "batched: late count");
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------

@@ -9,6 +9,7 @@
 
 pub mod bucket;
 pub mod campaign;
+mod index;
 pub mod presence;
 pub mod report;
 
@@ -169,6 +170,31 @@ impl RecentIds {
         self.order.push_back((ts, fp));
         false
     }
+}
+
+/// Records between the stages of [`Engine::apply_all`]'s look-ahead.
+const STAGE: usize = 4;
+/// Look-aheads kept: a power of two above `4 * STAGE`.
+const RING: usize = 32;
+const NO_SLOT: u32 = u32::MAX;
+/// A webinar the engine has no record of yet (nothing to fetch).
+const NEW_SLOT: u32 = u32::MAX - 1;
+
+/// What [`Engine::apply_all`] learnt of a record ahead of applying it.
+#[derive(Clone, Copy)]
+struct Ahead {
+    webinar: u64,
+    /// The webinar's slot, unchecked; [`NO_SLOT`] when not a presence record.
+    slot: u32,
+    key: ViewerKey,
+}
+
+impl Ahead {
+    const NONE: Ahead = Ahead {
+        webinar: 0,
+        slot: NO_SLOT,
+        key: ViewerKey::NONE,
+    };
 }
 
 /// Running totals of what the engine applied.
@@ -367,7 +393,11 @@ impl Engine {
 
     /// The slot of webinar `id`.
     fn slot(&self, id: &str) -> Option<usize> {
-        let hash = webinar_hash(id);
+        self.slot_hashed(webinar_hash(id), id)
+    }
+
+    /// The slot of webinar `id`, whose [`webinar_hash`] is `hash`.
+    fn slot_hashed(&self, hash: u64, id: &str) -> Option<usize> {
         let webinars = &self.webinars;
         self.webinar_index
             .find(hash, |&w| webinars[w as usize].is(hash, id))
@@ -460,6 +490,89 @@ impl Engine {
     /// ahead of it are applied at it. Replay passes `None`: the log already
     /// holds arrival-clamped stamps.
     pub fn apply(&mut self, event: &Event<'_>, arrival: Option<i64>) -> Result<Applied, MissingTs> {
+        self.apply_hashed(event, arrival, None)
+    }
+
+    /// Applies `events` in order, exactly as [`Engine::apply`] one by one,
+    /// with `arrival(i)` for event `i`, handing each result to `each`.
+    ///
+    /// Faster on presence records: while one is applied, the memory the
+    /// next ones will read is fetched in stages, [`STAGE`] records apart
+    /// (webinar record; index slot and next expiry; viewer record; the
+    /// viewer's list neighbours), each stage using what the one before
+    /// brought into the cache. The fingerprints computed on the way are
+    /// reused; everything else fetched is only a hint and is read again,
+    /// so a webinar or viewer that changed in between only costs a miss.
+    pub fn apply_all(
+        &mut self,
+        events: &[Event<'_>],
+        arrival: impl Fn(usize) -> Option<i64>,
+        mut each: impl FnMut(usize, Result<Applied, MissingTs>),
+    ) {
+        let mut ring = [Ahead::NONE; RING];
+        for (k, e) in events.iter().enumerate().take(4 * STAGE) {
+            ring[k % RING] = self.look_ahead(e);
+        }
+        for (i, event) in events.iter().enumerate() {
+            if let Some(e) = events.get(i + 4 * STAGE) {
+                ring[(i + 4 * STAGE) % RING] = self.look_ahead(e);
+            }
+            let [slot, viewer, neighbours] = [3, 2, 1].map(|d| ring[(i + d * STAGE) % RING]);
+            if let Some(w) = self.hinted(slot) {
+                w.prefetch_slot(slot.key, &self.slab);
+            }
+            if let Some(w) = self.hinted(viewer) {
+                w.prefetch_viewer(viewer.key, &self.slab);
+            }
+            if let Some(w) = self.hinted(neighbours) {
+                w.prefetch_neighbours(neighbours.key, &self.slab);
+            }
+            let hashes = ring[i % RING];
+            let hashes = (hashes.slot != NO_SLOT).then_some((hashes.webinar, hashes.key));
+            each(i, self.apply_hashed(event, arrival(i), hashes));
+        }
+    }
+
+    /// The first stage of [`Engine::apply_all`] for a record: its
+    /// fingerprints, and the webinar's record fetched ahead.
+    #[inline]
+    fn look_ahead(&self, event: &Event<'_>) -> Ahead {
+        let Event::Presence(e) = event else {
+            return Ahead::NONE;
+        };
+        let webinar = webinar_hash(&e.webinar_id);
+        // The index alone, unchecked: comparing ids would read the very
+        // record this fetches.
+        let slot = self
+            .webinar_index
+            .find(webinar, |_| true)
+            .map_or(NEW_SLOT, |&w| w);
+        if let Some(w) = self.webinars.get(slot as usize) {
+            w.prefetch_self();
+        }
+        Ahead {
+            webinar,
+            slot,
+            key: ViewerKey::of(&e.viewer_id),
+        }
+    }
+
+    /// The webinar a look-ahead points at, if it still looks like it.
+    #[inline]
+    fn hinted(&self, ahead: Ahead) -> Option<&Webinar> {
+        self.webinars
+            .get(ahead.slot as usize)
+            .filter(|w| w.hash == ahead.webinar)
+    }
+
+    /// [`Engine::apply`], with the webinar's hash and the viewer's
+    /// fingerprint of a presence event already computed.
+    fn apply_hashed(
+        &mut self,
+        event: &Event<'_>,
+        arrival: Option<i64>,
+        hashes: Option<(u64, ViewerKey)>,
+    ) -> Result<Applied, MissingTs> {
         let mut ts = event.ts().ok_or(MissingTs)?;
         let mut clamped = false;
         if let Some(arrival) = arrival
@@ -486,8 +599,9 @@ impl Engine {
         }
         let applied = match event {
             Event::Presence(e) => {
-                let (w, applied) = self.webinar_at(&e.webinar_id, ts);
-                let key = ViewerKey::of(&e.viewer_id);
+                let (hash, key) = hashes
+                    .unwrap_or_else(|| (webinar_hash(&e.webinar_id), ViewerKey::of(&e.viewer_id)));
+                let (w, applied) = self.webinar_at(hash, &e.webinar_id, ts);
                 let webinar = &mut self.webinars[w];
                 match e.action {
                     PresenceAction::Ping => webinar.ping(key, &self.params, &mut self.slab),
@@ -499,7 +613,7 @@ impl Engine {
                 applied
             }
             Event::Activity(e) => {
-                let (w, applied) = self.webinar_at(&e.webinar_id, ts);
+                let (w, applied) = self.webinar_at(webinar_hash(&e.webinar_id), &e.webinar_id, ts);
                 self.webinars[w].activity(e.kind);
                 self.record_days(w);
                 applied
@@ -566,8 +680,8 @@ impl Engine {
     }
 
     /// The webinar's slot, with its clock advanced to the event's effective time.
-    fn webinar_at(&mut self, id: &str, ts: i64) -> (usize, Applied) {
-        let (w, applied) = match self.slot(id) {
+    fn webinar_at(&mut self, hash: u64, id: &str, ts: i64) -> (usize, Applied) {
+        let (w, applied) = match self.slot_hashed(hash, id) {
             Some(w) => {
                 let applied = self.effective(self.webinars[w].clock, ts);
                 self.webinars[w].advance(applied.ts, &self.params, &mut self.slab, &mut self.out);

@@ -29,11 +29,11 @@
 
 use std::sync::Arc;
 
-use hashbrown::HashTable;
 use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 
 use super::bucket::{ActivityBucket, Output, Period, PresenceBucket, PresenceStats, RollupBucket};
+use super::index::ViewerIndex;
 use crate::event::ActivityKind;
 
 const NIL: u32 = u32::MAX;
@@ -50,6 +50,9 @@ pub struct ViewerKey {
 }
 
 impl ViewerKey {
+    /// A placeholder, never compared with a real fingerprint.
+    pub const NONE: ViewerKey = ViewerKey { hi: 0, lo: 0 };
+
     /// The fingerprint as one number, for sets of viewers.
     fn packed(self) -> u128 {
         (u128::from(self.hi) << 32) | u128::from(self.lo)
@@ -238,6 +241,16 @@ impl Slab {
     /// Bytes held by viewer records.
     pub fn capacity_bytes(&self) -> usize {
         self.pages.len() * PAGE * std::mem::size_of::<Viewer>()
+    }
+}
+
+impl Slab {
+    /// Record `i`, if the slab has one there (it may be free).
+    #[inline]
+    fn get(&self, i: u32) -> Option<&Viewer> {
+        self.pages
+            .get((i >> PAGE_BITS) as usize)
+            .map(|page| &page[i as usize & (PAGE - 1)])
     }
 }
 
@@ -442,7 +455,7 @@ pub struct Webinar {
     pub clock: i64,
     /// Changed since the engine last published it.
     pub dirty: bool,
-    viewers: HashTable<u32>,
+    viewers: ViewerIndex,
     live_list: List,
     dead_list: List,
     /// Viewers who left and are counted in the open day only: their
@@ -467,7 +480,7 @@ impl Webinar {
             id,
             clock: t,
             dirty: false,
-            viewers: HashTable::new(),
+            viewers: ViewerIndex::default(),
             live_list: List::EMPTY,
             dead_list: List::EMPTY,
             day_seen: hashbrown::HashSet::new(),
@@ -620,15 +633,10 @@ impl Webinar {
                     self.day_seen.insert(key.packed());
                 }
                 self.dead_list.unlink(slab, i);
-                if let Ok(entry) = self.viewers.find_entry(key.hi, |&j| slab[j].is(key)) {
-                    entry.remove();
-                }
+                self.viewers.remove(key.hi, i);
                 slab.release(i);
             }
             i = next;
-        }
-        if self.viewers.is_empty() {
-            self.viewers = HashTable::new();
         }
         // Nobody live: the day's fingerprints are all that may grow back,
         // so they keep no spare room.
@@ -637,12 +645,56 @@ impl Webinar {
         }
     }
 
+    /// Fetches ahead the cache lines of this webinar's record, which the
+    /// next operations read throughout.
+    #[inline]
+    pub fn prefetch_self(&self) {
+        let p = (self as *const Webinar).cast::<u8>();
+        for offset in (0..std::mem::size_of::<Webinar>()).step_by(64) {
+            crate::util::prefetch(p.wrapping_add(offset));
+        }
+    }
+
+    /// Fetches ahead the index slot a ping or leave of `key` reads first,
+    /// and the live viewer whose expiry comes next.
+    #[inline]
+    pub fn prefetch_slot(&self, key: ViewerKey, slab: &Slab) {
+        if let Some(s) = self.viewers.home(key.hi) {
+            crate::util::prefetch(s);
+        }
+        if let Some(v) = slab.get(self.live_list.head) {
+            crate::util::prefetch(v);
+        }
+    }
+
+    /// Fetches ahead the viewer record `key` probably has (its slot must
+    /// be cached by now: [`Webinar::prefetch_slot`]).
+    #[inline]
+    pub fn prefetch_viewer(&self, key: ViewerKey, slab: &Slab) {
+        if let Some(v) = self.viewers.guess(key.hi).and_then(|i| slab.get(i)) {
+            crate::util::prefetch(v);
+        }
+    }
+
+    /// Fetches ahead the records a ping of `key` relinks: its neighbours in
+    /// its list (its own record must be cached by now).
+    #[inline]
+    pub fn prefetch_neighbours(&self, key: ViewerKey, slab: &Slab) {
+        if let Some(v) = self.viewers.guess(key.hi).and_then(|i| slab.get(i)) {
+            for n in [v.prev, v.next] {
+                if let Some(n) = slab.get(n) {
+                    crate::util::prefetch(n);
+                }
+            }
+        }
+    }
+
     /// A heartbeat at `t` (the clock, already advanced).
     pub fn ping(&mut self, key: ViewerKey, p: &Params, slab: &mut Slab) {
         let t = self.clock;
         self.open.pings += 1;
         self.touch();
-        let found = self.viewers.find(key.hi, |&i| slab[i].is(key)).copied();
+        let found = self.viewers.find(key.hi, |i| slab[i].is(key));
         match found {
             Some(i) if slab[i].end > t => {
                 let end = t + p.ttl_ms;
@@ -681,7 +733,7 @@ impl Webinar {
                     prev: NIL,
                     next: NIL,
                 });
-                self.viewers.insert_unique(key.hi, i, |&j| slab[j].key_hi);
+                self.viewers.insert(key.hi, i);
                 self.join(i, slab);
             }
         }
@@ -706,7 +758,7 @@ impl Webinar {
     /// it ended a live interval; a leave for a viewer not live changes nothing.
     pub fn leave(&mut self, key: ViewerKey, p: &Params, slab: &mut Slab) -> bool {
         let t = self.clock;
-        let found = self.viewers.find(key.hi, |&i| slab[i].is(key)).copied();
+        let found = self.viewers.find(key.hi, |i| slab[i].is(key));
         match found {
             Some(i) if slab[i].end > t => {
                 self.live_list.unlink(slab, i);
@@ -850,7 +902,7 @@ impl Webinar {
             id: s.id.into(),
             clock: s.clock,
             dirty: true,
-            viewers: HashTable::new(),
+            viewers: ViewerIndex::default(),
             live_list: List::EMPTY,
             dead_list: List::EMPTY,
             day_seen: s.day_seen.into_iter().collect(),
@@ -868,7 +920,7 @@ impl Webinar {
                     prev: NIL,
                     next: NIL,
                 });
-                w.viewers.insert_unique(v.key_hi, i, |&j| slab[j].key_hi);
+                w.viewers.insert(v.key_hi, i);
                 list.push_back(slab, i);
             }
         }
