@@ -222,7 +222,7 @@ impl Audience {
             } else {
                 "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/120.0"
             };
-            events.push(Event::Pageview(Pageview {
+            events.push(Event::Pageview(Box::new(Pageview {
                 id: None,
                 path: "/event/spring".into(),
                 method: Some("GET".into()),
@@ -236,7 +236,7 @@ impl Audience {
                 webinar_id: None,
                 status: Some(200),
                 ts: Some(now),
-            }));
+            })));
             // One visit call in ten fails: only the page view knows the UTM.
             if !self.rng.chance(0.1) {
                 events.push(visit(&session, link, ua, now));
@@ -266,7 +266,7 @@ impl Audience {
                     // joins the webinar as a viewer.
                     let w = self.rng.below(WEBINARS.len() as u64) as usize;
                     let viewer = format!("u-{}", v.session);
-                    events.push(Event::Conversion(Conversion {
+                    events.push(Event::Conversion(Box::new(Conversion {
                         id: None,
                         client_id: CLIENT.into(),
                         campaign_id: CAMPAIGN.into(),
@@ -278,7 +278,7 @@ impl Audience {
                         viewer_id: Some(viewer.clone().into()),
                         webinar_id: Some(WEBINARS[w].0.into()),
                         ts: Some(now),
-                    }));
+                    })));
                     // Joins at the webinar's next arrival (the newest first;
                     // a long queue forgets its oldest).
                     if self.joining[w].len() == 64 {
@@ -327,7 +327,7 @@ pub async fn audience(s: AppState) {
 fn visit(session: &str, link: usize, user_agent: &str, ts: i64) -> Event<'static> {
     let (link_id, source, medium, campaign) = LINKS[link];
     let some = |s: &str| (!s.is_empty()).then(|| s.to_owned().into());
-    Event::Visit(Visit {
+    Event::Visit(Box::new(Visit {
         id: None,
         client_id: CLIENT.into(),
         campaign_id: CAMPAIGN.into(),
@@ -346,7 +346,7 @@ fn visit(session: &str, link: usize, user_agent: &str, ts: i64) -> Event<'static
         user_agent: Some(user_agent.to_owned().into()),
         ip: None,
         ts: Some(ts),
-    })
+    }))
 }
 
 fn presence(webinar: &str, viewer: &str, action: PresenceAction, ts: i64) -> Event<'static> {
