@@ -85,30 +85,43 @@ pub fn replay(
     let mut engine = Engine::new(opts.engine.clone())?;
     let mut sorter = Sorter::new(opts.sort_buffer_rows);
     let mut summary = Summary::default();
-    let mut lines = Lines::new(BufReader::with_capacity(1 << 20, input));
+    let mut blocks = Blocks::new(input);
     let mut line_no = 0u64;
-    while let Some(line) = lines.next_line()? {
-        line_no += 1;
-        let bytes = match line {
-            Line::Text(bytes) => bytes,
-            Line::TooLong(len) => {
-                summary.read += 1;
-                summary.record_invalid(line_no, event::too_large(len).to_string());
+    while let Some(block) = blocks.next_block()? {
+        // The block's events, borrowing its text, and their line numbers.
+        let mut events = Vec::with_capacity(block.text.len() / 64);
+        let mut numbers = Vec::with_capacity(block.text.len() / 64);
+        for line in block.lines() {
+            line_no += 1;
+            let bytes = match line {
+                Line::Text(bytes) => bytes,
+                Line::TooLong(len) => {
+                    summary.read += 1;
+                    summary.record_invalid(line_no, event::too_large(len).to_string());
+                    continue;
+                }
+            };
+            if bytes.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-        };
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            continue;
+            summary.read += 1;
+            match event::decode(bytes) {
+                Ok(ev) => {
+                    events.push(ev);
+                    numbers.push(line_no);
+                }
+                Err(e) => summary.record_invalid(line_no, e.to_string()),
+            }
         }
-        summary.read += 1;
-        let result = event::decode(bytes)
-            .map_err(|e| e.to_string())
-            .and_then(|ev| engine.apply(&ev, None).map_err(|e| e.to_string()));
-        match result {
-            Ok(a) if a.duplicate => summary.duplicates += 1,
-            Ok(_) => summary.applied += 1,
-            Err(reason) => summary.record_invalid(line_no, reason),
-        }
+        engine.apply_all(
+            &events,
+            |_| None,
+            |i, result| match result {
+                Ok(a) if a.duplicate => summary.duplicates += 1,
+                Ok(_) => summary.applied += 1,
+                Err(e) => summary.record_invalid(numbers[i], e.to_string()),
+            },
+        );
         for out in engine.drain() {
             if let Output::Presence(bucket) = out {
                 sorter.push(bucket)?;
@@ -196,6 +209,143 @@ impl<R: BufRead> Lines<R> {
             return Ok(Some(Line::TooLong(len)));
         }
         Ok(Some(Line::Text(&self.buf)))
+    }
+}
+
+/// Bytes read from a replay's input at a time.
+const BLOCK: usize = 1 << 20;
+
+/// A replay's input in blocks of whole lines, read into one buffer of
+/// [`BLOCK`] bytes and handed out without copying each line. A line longer
+/// than the buffer is skipped as it is read, never held.
+struct Blocks<R> {
+    reader: R,
+    buf: Box<[u8]>,
+    /// Bytes of `buf` read and not yet handed out start at `from`, end at `len`.
+    from: usize,
+    len: usize,
+    eof: bool,
+}
+
+/// Whole lines of the input, after a line too long to hold if one came
+/// before them.
+struct Block<'a> {
+    skipped: Option<usize>,
+    text: &'a [u8],
+}
+
+impl<R: Read> Blocks<R> {
+    fn new(reader: R) -> Self {
+        Blocks {
+            reader,
+            buf: vec![0; BLOCK.max(2 * MAX_EVENT_BYTES + 2)].into_boxed_slice(),
+            from: 0,
+            len: 0,
+            eof: false,
+        }
+    }
+
+    fn next_block(&mut self) -> io::Result<Option<Block<'_>>> {
+        self.buf.copy_within(self.from..self.len, 0);
+        self.len -= self.from;
+        self.from = 0;
+        let mut skipped: Option<usize> = None;
+        // Where the search for a newline goes on from.
+        let mut searched = 0;
+        loop {
+            if let Some(last) = memchr::memrchr(b'\n', &self.buf[searched..self.len]) {
+                let end = searched + last + 1;
+                self.from = end;
+                return Ok(Some(Block {
+                    skipped,
+                    text: &self.buf[..end],
+                }));
+            }
+            searched = self.len;
+            if self.eof {
+                if self.len == 0 && skipped.is_none() {
+                    return Ok(None);
+                }
+                self.from = self.len;
+                return Ok(Some(Block {
+                    skipped,
+                    text: &self.buf[..self.len],
+                }));
+            }
+            if self.len == self.buf.len() {
+                // One line fills the buffer: far over the limit. Count it
+                // and drop what was read of it.
+                *skipped.get_or_insert(0) += self.len;
+                self.len = 0;
+                searched = 0;
+                if let Some(end) = self.skip_rest(&mut skipped)? {
+                    return Ok(Some(Block {
+                        skipped,
+                        text: &self.buf[..end],
+                    }));
+                }
+                continue;
+            }
+            match self.reader.read(&mut self.buf[self.len..]) {
+                Ok(0) => self.eof = true,
+                Ok(n) => self.len += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Reads past the rest of a skipped line; once its newline came, the
+    /// bytes after it are kept and the end of the lines among them, if any
+    /// whole one, is returned.
+    fn skip_rest(&mut self, skipped: &mut Option<usize>) -> io::Result<Option<usize>> {
+        loop {
+            let n = match self.reader.read(&mut self.buf) {
+                Ok(0) => {
+                    self.eof = true;
+                    return Ok(None);
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            match memchr::memchr(b'\n', &self.buf[..n]) {
+                None => *skipped.get_or_insert(0) += n,
+                Some(i) => {
+                    *skipped.get_or_insert(0) += i;
+                    self.buf.copy_within(i + 1..n, 0);
+                    self.len = n - i - 1;
+                    return Ok(memchr::memrchr(b'\n', &self.buf[..self.len]).map(|j| {
+                        self.from = j + 1;
+                        j + 1
+                    }));
+                }
+            }
+        }
+    }
+}
+
+impl<'a> Block<'a> {
+    /// The block's lines in order, without their newlines (or a carriage
+    /// return before one).
+    fn lines(&self) -> impl Iterator<Item = Line<'a>> + 'a {
+        let text = self.text;
+        let text = text.strip_suffix(b"\n").unwrap_or(text);
+        let whole = (!self.text.is_empty()).then(|| text.split(|&b| b == b'\n'));
+        self.skipped
+            .map(Line::TooLong)
+            .into_iter()
+            .chain(whole.into_iter().flatten().map(|line| {
+                let line = match line.strip_suffix(b"\r") {
+                    Some(l) if line.len() <= MAX_EVENT_BYTES + 1 => l,
+                    _ => line,
+                };
+                if line.len() > MAX_EVENT_BYTES {
+                    Line::TooLong(line.len())
+                } else {
+                    Line::Text(line)
+                }
+            }))
     }
 }
 
@@ -436,6 +586,53 @@ mod tests {
             "{:?}",
             s.first_invalid
         );
+    }
+
+    /// Hands out at most a few bytes per read, so lines straddle every
+    /// possible boundary between reads.
+    struct Trickle<'a>(&'a [u8], usize);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            self.1 = self.1 % 7 + 1;
+            let n = self.1.min(out.len()).min(self.0.len());
+            out[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn lines_read_in_pieces_and_lines_longer_than_a_block_replay_alike() {
+        let longer_than_a_block = format!(
+            r#"{{"type":"tick","ts":1,"pad":"{}"}}"#,
+            "x".repeat(BLOCK + 3)
+        );
+        let long = longer_than_a_block.len();
+        let mut lines = vec![ping("w", "a", 0), String::new(), "not json".into()];
+        lines.push(longer_than_a_block.clone());
+        lines.push(ping("w", "b", 10) + "\r");
+        lines.push("x".repeat(MAX_EVENT_BYTES + 1));
+        lines.push(longer_than_a_block);
+        lines.push(ping("w", "a", 20));
+        let input = lines.join("\n");
+        let whole = run(&input, &small());
+        let mut out = Vec::new();
+        let trickled = replay(Trickle(input.as_bytes(), 0), &mut out, &small()).unwrap();
+        assert_eq!((String::from_utf8(out).unwrap(), trickled), whole);
+        let s = whole.1;
+        assert_eq!((s.read, s.applied, s.invalid), (7, 3, 4), "{s:?}");
+        let numbers: Vec<u64> = s.first_invalid.iter().map(|(n, _)| *n).collect();
+        assert_eq!(numbers, [3, 4, 6, 7]);
+        assert!(
+            s.first_invalid[1].1.contains(&format!("is {long} bytes")),
+            "{:?}",
+            s.first_invalid
+        );
+        // Ending on a skipped line, with no newline after it.
+        let input = format!("{}\n{}", ping("w", "a", 0), "y".repeat(2 * BLOCK));
+        let (_, s) = run(&input, &small());
+        assert_eq!((s.read, s.applied, s.invalid), (2, 1, 1));
     }
 
     #[test]
