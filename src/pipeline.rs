@@ -594,25 +594,44 @@ fn stream_round(
     let mut invalid = 0u64;
     let mut batch = Some(first);
     while let Some(b) = batch.take() {
+        // Decoded first, then applied together, so the engine can fetch
+        // ahead what the next records will read (`Engine::apply_all`).
+        let mut events = Vec::with_capacity(b.records.len());
+        let mut records = Vec::with_capacity(b.records.len());
+        let mut rejected = Vec::new();
         for r in &b.records {
             if s.last_seq.is_some_and(|last| r.seq <= last) {
                 continue;
             }
-            let applied = s
-                .subjects
-                .decode(b.subject(r), b.payload(r), r.stored)
-                .and_then(|ev| engine.apply(&ev, Some(r.stored)).map_err(|e| e.to_string()));
-            if let Err(reason) = applied {
-                invalid += 1;
-                match &mut s.dlq {
-                    Some(dlq) => dlq.reject(&b, r, reason),
-                    None => {
-                        tracing::warn!(subject = %b.subject(r), %reason, "dropped an invalid message")
-                    }
+            match s.subjects.decode(b.subject(r), b.payload(r), r.stored) {
+                Ok(ev) => {
+                    events.push(ev);
+                    records.push(r);
                 }
+                Err(reason) => rejected.push((r, reason)),
             }
             if s.last_seq.is_some() {
                 s.last_seq = Some(r.seq);
+            }
+        }
+        engine.apply_all(
+            &events,
+            |i| Some(records[i].stored),
+            |i, applied| {
+                if let Err(e) = applied {
+                    rejected.push((records[i], e.to_string()));
+                }
+            },
+        );
+        // In stream order, as they came.
+        rejected.sort_by_key(|(r, _)| r.seq);
+        invalid += rejected.len() as u64;
+        for (r, reason) in rejected {
+            match &mut s.dlq {
+                Some(dlq) => dlq.reject(&b, r, reason),
+                None => {
+                    tracing::warn!(subject = %b.subject(r), %reason, "dropped an invalid message")
+                }
             }
         }
         if s.last_seq.is_some()

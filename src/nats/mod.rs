@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use async_nats::jetstream::{self, consumer::pull, stream};
+use async_nats::jetstream::{self, consumer::pull::Config as PullConfig, stream};
 use async_nats::{Client, ConnectOptions, HeaderMap};
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -42,6 +42,8 @@ use crate::health::Readiness;
 use crate::live::LiveState;
 use crate::metrics::Metrics;
 use crate::util::{Clock, backoff};
+
+pub mod pull;
 
 /// Records handed to the engine per channel message, at most.
 pub const BATCH: usize = 1_000;
@@ -488,11 +490,11 @@ pub struct StreamBatch {
 }
 
 impl StreamBatch {
-    fn with_capacity(n: usize) -> StreamBatch {
+    fn with_capacity(records: usize, subjects: usize, payloads: usize) -> StreamBatch {
         StreamBatch {
-            records: Vec::with_capacity(n),
-            subjects: String::with_capacity(n * 32),
-            payloads: Vec::with_capacity(n * 112),
+            records: Vec::with_capacity(records),
+            subjects: String::with_capacity(subjects),
+            payloads: Vec::with_capacity(payloads),
             last_reply: None,
             pending: 0,
         }
@@ -634,7 +636,7 @@ async fn consume(
         }
     };
     let mut consumer = stream
-        .create_consumer(pull::Config {
+        .create_consumer(PullConfig {
             durable_name: Some(spec.durable.clone()),
             description: Some("EventFlow aggregator".into()),
             filter_subject: spec.filter.clone().unwrap_or_default(),
@@ -659,45 +661,36 @@ async fn consume(
         // Nothing to recover: say so, or the engine would wait for a message.
         send(tx, StreamBatch::default(), shutdown).await?;
     }
-    let messages = consumer
-        .stream()
-        .max_messages_per_batch(BATCH)
-        .heartbeat(Duration::from_secs(5))
-        .expires(Duration::from_secs(30))
-        .messages()
-        .await
-        .context("pulling from the consumer")?;
-    let mut chunks = messages.ready_chunks(BATCH);
-    while let Some(chunk) = chunks.next().await {
-        let mut batch = StreamBatch::with_capacity(chunk.len());
-        let mut failed = None;
-        for m in chunk {
-            let m = match m.context("pulling messages") {
-                Ok(m) => m,
-                Err(e) => {
-                    failed = Some(e);
-                    break;
-                }
+    let mut reader = pull::Pull::start(js.client(), &s.stream, &spec.durable, BATCH).await?;
+    loop {
+        let (messages, mut failed) = reader.next(BATCH).await;
+        let mut batch = StreamBatch::with_capacity(
+            messages.len(),
+            messages.iter().map(|m| m.subject.len()).sum(),
+            messages.iter().map(|m| m.payload.len()).sum(),
+        );
+        for m in messages {
+            let Some(info) = m.reply.as_deref().and_then(pull::AckInfo::parse) else {
+                failed = Some(anyhow::anyhow!(
+                    "a stream message came with the reply subject {:?}, which is not a JetStream acknowledgement",
+                    m.reply.as_deref().unwrap_or_default()
+                ));
+                break;
             };
-            let info = match m.info() {
-                Ok(info) => info,
-                Err(e) => {
-                    failed = Some(anyhow::anyhow!("{e}"));
-                    break;
-                }
-            };
-            let (seq, stored) = (
-                info.stream_sequence,
-                (info.published.unix_timestamp_nanos() / 1_000_000) as i64,
-            );
             batch.pending = info.pending;
-            if seq < *next {
+            if info.stream_sequence < *next {
                 continue; // a redelivery of what the engine already has
             }
-            batch.push(seq, stored, &m.message.subject, &m.message.payload);
-            batch.last_reply = m.message.reply.clone();
-            *next = seq + 1;
+            batch.push(
+                info.stream_sequence,
+                info.stored_ns.div_euclid(1_000_000),
+                &m.subject,
+                &m.payload,
+            );
+            batch.last_reply = m.reply;
+            *next = info.stream_sequence + 1;
         }
+        let failed = failed.map(|e| e.context("pulling messages"));
         *attempt = 0;
         // What was read before an error goes to the engine too: `next` is
         // already past it, and the consumer is recreated from there.
@@ -708,7 +701,6 @@ async fn consume(
             return Err(e);
         }
     }
-    anyhow::bail!("the consumer's message stream ended")
 }
 
 async fn send(
@@ -748,7 +740,11 @@ pub async fn core_source(
             _ = shutdown.cancelled() => return Ok(()),
         };
         let now = clock();
-        let mut batch = StreamBatch::with_capacity(chunk.len());
+        let mut batch = StreamBatch::with_capacity(
+            chunk.len(),
+            chunk.iter().map(|m| m.subject.len()).sum(),
+            chunk.iter().map(|m| m.payload.len()).sum(),
+        );
         for m in chunk {
             seq += 1;
             batch.push(seq, now, &m.subject, &m.payload);
