@@ -23,23 +23,30 @@
 //! 3. **JetStream ceiling**: a file-storage stream on `<prefix>.presence.>`,
 //!    filled with acknowledged publishes (a sliding window of
 //!    [`ACK_WINDOW`] in flight; that publish rate is reported too), then
-//!    read by a null durable pull consumer exactly the way the service
-//!    reads (`stream().max_messages_per_batch(1000)`, heartbeat 5 s,
-//!    expires 30 s, `ready_chunks(1000)`, `info()` per message, the parts
-//!    moved into a batch) which acknowledges (ack-all) the way the service
-//!    does: at most once a second, the service's checkpoint interval here
-//!    (`EVENTFLOW_BENCH_CEILING_ACK=chunk` acks every chunk instead, `none`
+//!    read by a null durable pull consumer that does only what the protocol
+//!    needs ([`null_pull`]: one inbox subscription, pull requests of
+//!    [`BATCH`] kept more than a batch ahead, status messages told apart,
+//!    nothing kept) and acknowledges (ack-all) the latest message at most
+//!    once a second, the service's checkpoint interval here
+//!    (`EVENTFLOW_BENCH_CEILING_ACK=chunk` acks every batch instead, `none`
 //!    uses `AckPolicy::None`). Rate = N / time from creating the consumer
-//!    to the last message.
-//! 4. **EventFlow JetStream**: the same N records published to the
-//!    service's own stream (created here as the service would create it),
-//!    then the service is built in `jetstream` mode. Rate = N / time from
-//!    `Application::build` until the applied counter reaches N, startup
-//!    included. It must be exactly N, with no invalid or duplicate record:
-//!    the benchmark exits with an error otherwise.
+//!    to the last message. A second null consumer then reads the same
+//!    stream through async-nats's pull stream ([`library_pull`], `info()`
+//!    per message), as the service did before: reported beside it.
+//! 4. **EventFlow JetStream, catch-up**: the same N records published to
+//!    the service's own stream (created here as the service would create
+//!    it), then the service is built in `jetstream` mode. Rate = N / time
+//!    from `Application::build` until the applied counter reaches N,
+//!    startup included. It must be exactly N, with no invalid or duplicate
+//!    record: the benchmark exits with an error otherwise.
+//! 5. **JetStream steady state**: the publisher (its own connection)
+//!    publishes the N records while they are read: first by the null
+//!    consumer, then by the service, each on a fresh stream. Rate = N /
+//!    time from the first publish to the last record read (applied); the
+//!    service must apply exactly N.
 //!
 //! The table at the end gives EventFlow ÷ ceiling for both paths (the
-//! target is ≥ 90 %). Every phase has its own subjects, streams and
+//! target is ≥ 90 %), JetStream both caught up and steady. Every phase has its own subjects, streams and
 //! consumer, so runs never interfere; the streams are deleted at the end.
 //!
 //! `EVENTFLOW_BENCH_ONLY=core` or `=jetstream` runs only EventFlow's own
@@ -65,7 +72,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
 use async_nats::jetstream::{self, consumer::pull, stream};
-use async_nats::{Client, Subject};
+use async_nats::{Client, StatusCode, Subject};
 use bytes::Bytes;
 use eventflow::app::Application;
 use eventflow::config::Settings;
@@ -557,6 +564,9 @@ struct JetStreamCeiling {
     publish_rate: f64,
     rate: f64,
     cpu: CpuUse,
+    /// The null consumer through async-nats's pull stream.
+    library_rate: f64,
+    library_cpu: CpuUse,
 }
 
 /// How the null JetStream consumer acknowledges
@@ -586,8 +596,10 @@ impl CeilingAck {
     }
 }
 
-/// Phase 3: acknowledged publishes into a stream, then a null durable pull
-/// consumer reading them back the way the service does.
+/// Phase 3: acknowledged publishes into a stream, then two null durable
+/// pull consumers reading them back one after the other: the ceiling, which
+/// speaks the protocol directly ([`null_pull`]), and async-nats's own pull
+/// stream ([`library_pull`]).
 async fn jetstream_ceiling(
     client: &Client,
     js: &jetstream::Context,
@@ -611,10 +623,37 @@ async fn jetstream_ceiling(
 
     let cpu = Cpu::now();
     let start = Instant::now();
-    let stream = js.get_stream(&names.stream).await?;
-    let consumer = stream
+    create_null_consumer(js, &names.stream, &names.consumer, acks).await?;
+    null_pull(client, &names.stream, &names.consumer, n, acks).await?;
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    let cpu = cpu.per_record(n as u64);
+
+    let library_cpu = Cpu::now();
+    let start = Instant::now();
+    let durable = format!("{}-library", names.consumer);
+    let consumer = create_null_consumer(js, &names.stream, &durable, acks).await?;
+    library_pull(client, consumer, n, acks).await?;
+    let library_rate = n as f64 / start.elapsed().as_secs_f64();
+    Ok(JetStreamCeiling {
+        acks,
+        publish_rate,
+        rate,
+        cpu,
+        library_rate,
+        library_cpu: library_cpu.per_record(n as u64),
+    })
+}
+
+async fn create_null_consumer(
+    js: &jetstream::Context,
+    stream: &str,
+    durable: &str,
+    acks: CeilingAck,
+) -> anyhow::Result<jetstream::consumer::PullConsumer> {
+    let stream = js.get_stream(stream).await?;
+    Ok(stream
         .create_consumer(pull::Config {
-            durable_name: Some(names.consumer.clone()),
+            durable_name: Some(durable.to_owned()),
             deliver_policy: jetstream::consumer::DeliverPolicy::All,
             ack_policy: match acks {
                 CeilingAck::None => jetstream::consumer::AckPolicy::None,
@@ -624,7 +663,86 @@ async fn jetstream_ceiling(
             max_ack_pending: -1,
             ..Default::default()
         })
-        .await?;
+        .await?)
+}
+
+/// The ceiling: a null pull consumer doing only what the protocol needs.
+/// One subscription on an inbox; pull requests of [`BATCH`] messages to
+/// `$JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>`, a new one whenever
+/// fewer than a batch are outstanding (as the service does); status
+/// messages told apart by their code; an acknowledgement (ack-all) of the
+/// latest message as [`CeilingAck`] says. It counts stream messages and
+/// keeps nothing.
+async fn null_pull(
+    client: &Client,
+    stream: &str,
+    durable: &str,
+    n: usize,
+    acks: CeilingAck,
+) -> anyhow::Result<()> {
+    let inbox = Subject::from(client.new_inbox());
+    let mut messages = client.subscribe(inbox.clone()).await?;
+    let next = Subject::from(format!("$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}"));
+    let request = Bytes::from(format!(r#"{{"batch":{BATCH},"expires":30000000000}}"#));
+    let (mut read, mut outstanding) = (0usize, 0usize);
+    let mut last_ack = Instant::now();
+    while read < n {
+        while outstanding <= BATCH {
+            client
+                .publish_with_reply(next.clone(), inbox.clone(), request.clone())
+                .await?;
+            outstanding += BATCH;
+        }
+        let m = tokio::time::timeout(Duration::from_secs(30), messages.next())
+            .await
+            .context("the null consumer waited 30 s for a message")?
+            .ok_or_else(|| anyhow!("the inbox subscription ended"))?;
+        match m.status {
+            None | Some(StatusCode::OK) => {
+                read += 1;
+                outstanding -= 1;
+                let due = match acks {
+                    CeilingAck::Chunk => read % BATCH == 0,
+                    CeilingAck::Second => {
+                        read % BATCH == 0 && last_ack.elapsed() >= Duration::from_secs(1)
+                    }
+                    CeilingAck::None => false,
+                };
+                if due || read == n {
+                    last_ack = Instant::now();
+                    if acks != CeilingAck::None
+                        && let Some(reply) = m.reply
+                    {
+                        client.publish(reply, Bytes::from_static(b"+ACK")).await?;
+                    }
+                }
+            }
+            Some(StatusCode::IDLE_HEARTBEAT) => {}
+            Some(StatusCode::TIMEOUT | StatusCode::REQUEST_TERMINATED) => {
+                let undelivered: usize = m
+                    .headers
+                    .as_ref()
+                    .and_then(|h| h.get("Nats-Pending-Messages"))
+                    .and_then(|v| v.as_str().parse().ok())
+                    .unwrap_or(BATCH);
+                outstanding = outstanding.saturating_sub(undelivered);
+            }
+            Some(status) => bail!("the consumer answered {status}"),
+        }
+    }
+    Ok(())
+}
+
+/// A null consumer through async-nats's pull stream, as the service read
+/// before: `stream().max_messages_per_batch(1000)`, heartbeat 5 s, expires
+/// 30 s, `ready_chunks(1000)`, `info()` per message for its sequence and
+/// time; acknowledging as [`null_pull`] does.
+async fn library_pull(
+    client: &Client,
+    consumer: jetstream::consumer::PullConsumer,
+    n: usize,
+    acks: CeilingAck,
+) -> anyhow::Result<()> {
     let messages = consumer
         .stream()
         .max_messages_per_batch(BATCH)
@@ -633,53 +751,123 @@ async fn jetstream_ceiling(
         .messages()
         .await?;
     let mut chunks = messages.ready_chunks(BATCH);
-    let mut read = 0usize;
-    let mut next = 1u64;
-    let mut last_ack = Instant::now();
+    let (mut read, mut last_ack) = (0usize, Instant::now());
     while read < n {
         let chunk = tokio::time::timeout(Duration::from_secs(30), chunks.next())
             .await
-            .context("the null consumer waited 30 s for a message")?
+            .context("the library consumer waited 30 s for a message")?
             .ok_or_else(|| anyhow!("the consumer's message stream ended"))?;
-        // What the service builds per message (its `StreamRecord`).
-        let mut batch: Vec<(u64, i64, Subject, Bytes, Option<Subject>, u64)> =
-            Vec::with_capacity(chunk.len());
+        let mut last = None;
         for m in chunk {
             let m = m.map_err(|e| anyhow!("pulling messages: {e}"))?;
             let info = m.info().map_err(|e| anyhow!("{e}"))?;
-            let (seq, stored, pending) = (
-                info.stream_sequence,
-                (info.published.unix_timestamp_nanos() / 1_000_000) as i64,
-                info.pending,
-            );
-            if seq < next {
-                continue;
-            }
-            next = seq + 1;
-            let m = m.message;
-            batch.push((seq, stored, m.subject, m.payload, m.reply, pending));
+            std::hint::black_box((info.stream_sequence, info.published, info.pending));
+            read += 1;
+            last = m.message.reply;
         }
-        read += batch.len();
         let due = match acks {
             CeilingAck::Chunk => true,
-            CeilingAck::Second => last_ack.elapsed() >= Duration::from_secs(1),
+            CeilingAck::Second => last_ack.elapsed() >= Duration::from_secs(1) || read >= n,
             CeilingAck::None => false,
         };
-        if due && let Some((.., Some(reply), _)) = batch.last() {
+        if due && let Some(reply) = last {
             last_ack = Instant::now();
-            client
-                .publish(reply.clone(), Bytes::from_static(b"+ACK"))
-                .await?;
+            client.publish(reply, Bytes::from_static(b"+ACK")).await?;
         }
-        std::hint::black_box(batch);
     }
-    let rate = n as f64 / start.elapsed().as_secs_f64();
-    Ok(JetStreamCeiling {
-        acks,
-        publish_rate,
-        rate,
-        cpu: cpu.per_record(n as u64),
-    })
+    Ok(())
+}
+
+/// Phase 5, the ceiling: a null consumer ([`null_pull`]) reading a stream
+/// while the records are being published to it (acknowledged publishes, on
+/// another connection). Rate = N / time from the first publish to the last
+/// message read.
+async fn jetstream_steady_ceiling(
+    client: &Client,
+    js: &jetstream::Context,
+    records: &Records,
+    cleanup: &mut Cleanup,
+) -> anyhow::Result<f64> {
+    let acks = CeilingAck::from_env()?;
+    let names = Names::new("js0s");
+    let n = records.len();
+    cleanup.streams.push(names.stream.clone());
+    create_stream(
+        js,
+        &names.stream,
+        vec![format!("{}.presence.>", names.prefix)],
+    )
+    .await?;
+    create_null_consumer(js, &names.stream, &names.consumer, acks).await?;
+    let publisher = connect("efb-publisher").await?;
+    let pjs = jetstream::new(publisher);
+    let subjects = records.subjects(&names.prefix);
+    let start = Instant::now();
+    let (published, read) = tokio::join!(
+        publish_jetstream(&pjs, records, &subjects),
+        null_pull(client, &names.stream, &names.consumer, n, acks)
+    );
+    published?;
+    read?;
+    Ok(n as f64 / start.elapsed().as_secs_f64())
+}
+
+/// Phase 5, EventFlow: the service started on an empty stream, then the
+/// records published to it as in [`jetstream_steady_ceiling`]. Rate = N /
+/// time from the first publish until the applied counter reaches N; it must
+/// be exactly N.
+async fn eventflow_jetstream_steady(
+    js: &jetstream::Context,
+    records: &Records,
+    cleanup: &mut Cleanup,
+) -> anyhow::Result<f64> {
+    let names = Names::new("jss");
+    let n = records.len() as u64;
+    cleanup.streams.push(names.stream.clone());
+    cleanup.streams.push(names.dlq.clone());
+    create_stream(
+        js,
+        &names.stream,
+        Subjects::new(&names.prefix).stream_subjects(),
+    )
+    .await?;
+    let dir = tempfile::tempdir()?;
+    let settings = names.settings(dir.path(), "jetstream")?;
+    let app = Application::build(settings).await?;
+    let metrics: Arc<Metrics> = app.state().metrics.clone();
+    let (stop, stopped) = serve(app);
+    // Consuming once the consumer exists.
+    let stream = js.get_stream(&names.stream).await?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while stream.consumer_info(&names.consumer).await.is_err() {
+        if Instant::now() > deadline {
+            bail!("the service created no consumer within 30 s");
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    let publisher = connect("efb-publisher").await?;
+    let pjs = jetstream::new(publisher);
+    let subjects = records.subjects(&names.prefix);
+    let start = Instant::now();
+    let (published, progress) = tokio::join!(
+        publish_jetstream(&pjs, records, &subjects),
+        wait_applied(
+            &metrics,
+            n,
+            Duration::from_secs(10),
+            Duration::from_secs(3_600)
+        )
+    );
+    published?;
+    let rate = progress.applied as f64 / (progress.last - start).as_secs_f64();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let applied = applied_presence(&metrics);
+    let _ = stop.send(());
+    stopped.await;
+    if applied != n {
+        bail!("EventFlow JetStream (steady) applied {applied} of {n} records");
+    }
+    Ok(rate)
 }
 
 struct EventFlowJetStream {
@@ -866,6 +1054,11 @@ async fn run(
         "records/s",
     );
     summary("jetstream_ceiling_rate", rate(js0.rate), "records/s");
+    summary(
+        "jetstream_library_null_rate",
+        rate(js0.library_rate),
+        "records/s",
+    );
 
     let ef = eventflow_jetstream(js, records, cleanup).await?;
     summary("eventflow_jetstream_rate", rate(ef.rate), "records/s");
@@ -887,10 +1080,21 @@ async fn run(
     summary("eventflow_jetstream_invalid", ef.invalid, "records");
     summary("eventflow_jetstream_duplicate", ef.duplicate, "records");
 
+    let steady0 = jetstream_steady_ceiling(admin, js, records, cleanup).await?;
+    summary("jetstream_steady_ceiling_rate", rate(steady0), "records/s");
+    let steady = eventflow_jetstream_steady(js, records, cleanup).await?;
+    summary("eventflow_jetstream_steady_rate", rate(steady), "records/s");
+
     let core_ratio = ratio(core.rate, core0.rate);
     let js_ratio = ratio(ef.rate, js0.rate);
+    let steady_ratio = ratio(steady, steady0);
     summary("eventflow_core_ratio", format!("{core_ratio:.1}"), "%");
     summary("eventflow_jetstream_ratio", format!("{js_ratio:.1}"), "%");
+    summary(
+        "eventflow_jetstream_steady_ratio",
+        format!("{steady_ratio:.1}"),
+        "%",
+    );
 
     println!();
     println!("| path | records/s | ceiling records/s | ratio |");
@@ -901,9 +1105,14 @@ async fn run(
         rate(core0.rate)
     );
     println!(
-        "| JetStream: EventFlow (jetstream mode) vs null pull consumer | {} | {} | {js_ratio:.1} % |",
+        "| JetStream catch-up (1 M stored): EventFlow (jetstream mode) vs null pull consumer | {} | {} | {js_ratio:.1} % |",
         rate(ef.rate),
         rate(js0.rate)
+    );
+    println!(
+        "| JetStream steady (publisher running): EventFlow vs null pull consumer | {} | {} | {steady_ratio:.1} % |",
+        rate(steady),
+        rate(steady0)
     );
     println!();
     println!("| detail | value |");
@@ -935,6 +1144,14 @@ async fn run(
     detail(
         "JetStream ceiling: the null consumer acknowledges",
         format!("{:?}", js0.acks).to_lowercase(),
+    );
+    detail(
+        "JetStream: null consumer through async-nats's pull stream, records/s",
+        format!(
+            "{} ({:.1} % of the protocol-level null consumer)",
+            rate(js0.library_rate),
+            ratio(js0.library_rate, js0.rate)
+        ),
     );
     detail(
         "JetStream acknowledged publishes/s (ceiling stream)",
@@ -969,6 +1186,10 @@ async fn run(
         ("core ceiling", core0.cpu),
         ("EventFlow core", core.cpu),
         ("JetStream ceiling (reading)", js0.cpu),
+        (
+            "JetStream null consumer via async-nats's pull stream",
+            js0.library_cpu,
+        ),
         ("EventFlow JetStream (reading)", ef.cpu),
     ] {
         detail(
