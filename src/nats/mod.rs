@@ -730,15 +730,21 @@ pub async fn core_source(
     // The server has the subscriptions once it answers a flush: only then
     // is the service ready to receive.
     client.flush().await?;
-    let mut all = futures_util::stream::select_all(subs).ready_chunks(BATCH);
     let mut seq = 0u64;
     // Nothing to recover from.
     send(&tx, StreamBatch::default(), &shutdown).await?;
+    let mut first = 0;
     loop {
-        let chunk = tokio::select! {
-            c = all.next() => match c { Some(c) => c, None => return Ok(()) },
+        let mut chunk = Vec::new();
+        tokio::select! {
+            closed = std::future::poll_fn(|cx| poll_ready(&mut subs, first, cx, BATCH, &mut chunk)) => {
+                if closed {
+                    return Ok(());
+                }
+            }
             _ = shutdown.cancelled() => return Ok(()),
-        };
+        }
+        first = (first + 1) % subs.len();
         let now = clock();
         let mut batch = StreamBatch::with_capacity(
             chunk.len(),
@@ -750,6 +756,46 @@ pub async fn core_source(
             batch.push(seq, now, &m.subject, &m.payload);
         }
         send(&tx, batch, &shutdown).await?;
+    }
+}
+
+/// Moves what the subscriptions hold into `out`, up to `limit` in all,
+/// taking each one's messages in order and starting with `first` (callers
+/// rotate it, so a busy subscription cannot starve the others). Ready once
+/// something came; `true` when a subscription ended. Per message this is a
+/// channel receive, where `select_all` and `ready_chunks` would queue and
+/// allocate per message.
+fn poll_ready(
+    subs: &mut [async_nats::Subscriber],
+    first: usize,
+    cx: &mut std::task::Context<'_>,
+    limit: usize,
+    out: &mut Vec<async_nats::Message>,
+) -> std::task::Poll<bool> {
+    use std::task::Poll;
+    let n = subs.len();
+    for k in 0..n {
+        let sub = &mut subs[(first + k) % n];
+        loop {
+            if out.len() >= limit {
+                return Poll::Ready(false);
+            }
+            match sub.poll_next_unpin(cx) {
+                Poll::Ready(Some(m)) => {
+                    if out.capacity() == 0 {
+                        out.reserve_exact(limit);
+                    }
+                    out.push(m);
+                }
+                Poll::Ready(None) => return Poll::Ready(true),
+                Poll::Pending => break,
+            }
+        }
+    }
+    if out.is_empty() {
+        Poll::Pending
+    } else {
+        Poll::Ready(false)
     }
 }
 

@@ -19,13 +19,11 @@
 //! Deleted` and anything else are errors, which the caller handles by
 //! recreating the consumer at its position.
 
-use std::task::Poll;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use async_nats::{Client, Message, StatusCode, Subject, Subscriber};
 use bytes::Bytes;
-use futures_util::StreamExt;
 
 /// The JetStream API prefix of a context built without a domain.
 const API: &str = "$JS.API";
@@ -108,7 +106,7 @@ impl Pull {
         loop {
             tokio::select! {
                 biased;
-                closed = std::future::poll_fn(|cx| poll_ready(&mut self.messages, cx, limit, arrived)) => {
+                closed = std::future::poll_fn(|cx| super::poll_ready(std::slice::from_mut(&mut self.messages), 0, cx, limit, arrived)) => {
                     if closed {
                         anyhow::bail!("the consumer's inbox subscription ended");
                     }
@@ -192,32 +190,6 @@ impl Pull {
             self.outstanding += self.batch;
         }
         Ok(())
-    }
-}
-
-/// Moves what the subscription holds into `out`, up to `limit`; ready once
-/// something came. `true`: the subscription ended.
-fn poll_ready(
-    messages: &mut Subscriber,
-    cx: &mut std::task::Context<'_>,
-    limit: usize,
-    out: &mut Vec<Message>,
-) -> Poll<bool> {
-    loop {
-        match messages.poll_next_unpin(cx) {
-            Poll::Ready(Some(m)) => {
-                if out.capacity() == 0 {
-                    out.reserve_exact(limit);
-                }
-                out.push(m);
-                if out.len() >= limit {
-                    return Poll::Ready(false);
-                }
-            }
-            Poll::Ready(None) => return Poll::Ready(true),
-            Poll::Pending if out.is_empty() => return Poll::Pending,
-            Poll::Pending => return Poll::Ready(false),
-        }
     }
 }
 
