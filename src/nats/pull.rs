@@ -208,16 +208,28 @@ pub struct AckInfo {
 impl AckInfo {
     pub fn parse(reply: &str) -> Option<AckInfo> {
         let rest = reply.strip_prefix("$JS.ACK.")?.as_bytes();
-        let tokens = rest.iter().filter(|&&b| b == b'.').count() + 1;
-        // The short form has 7 tokens; the long one 9 or more.
-        let skip = match tokens {
-            7 => 3,
-            9.. => 5,
+        // One pass for the dots; the short form has 6 (7 tokens), the long
+        // one 8 or more.
+        let mut dots = [0usize; 12];
+        let mut n = 0;
+        for d in memchr::memchr_iter(b'.', rest) {
+            if n == dots.len() {
+                return None;
+            }
+            dots[n] = d;
+            n += 1;
+        }
+        let first = match n {
+            6 => 2,
+            8.. => 4,
             _ => return None,
         };
-        let mut numbers = rest.split(|&b| b == b'.').skip(skip);
-        let mut next = || -> Option<u64> {
-            let t = numbers.next()?;
+        // Token k runs from after dot k - 1 to dot k (or the end).
+        let token = |k: usize| {
+            let end = if k < n { dots[k] } else { rest.len() };
+            &rest[dots[k - 1] + 1..end]
+        };
+        let number = |t: &[u8]| -> Option<u64> {
             if t.is_empty() || t.len() > 20 {
                 return None;
             }
@@ -227,10 +239,12 @@ impl AckInfo {
                     .flatten()
             })
         };
-        let stream_sequence = next()?;
-        let _consumer_sequence = next()?;
-        let stored_ns = i64::try_from(next()?).ok()?;
-        let pending = next()?;
+        // delivered, stream sequence, consumer sequence, time, pending.
+        number(token(first))?;
+        let stream_sequence = number(token(first + 1))?;
+        number(token(first + 2))?;
+        let stored_ns = i64::try_from(number(token(first + 3))?).ok()?;
+        let pending = number(token(first + 4))?;
         Some(AckInfo {
             stream_sequence,
             stored_ns,
