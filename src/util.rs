@@ -35,22 +35,6 @@ pub fn redact_credentials(url: &str) -> String {
         .join(",")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        let base = Duration::from_millis(100);
-        let cap = Duration::from_secs(5);
-        for attempt in 0..30 {
-            let d = backoff(attempt, base, cap);
-            let ceiling = base.saturating_mul(1 << attempt.min(16)).min(cap);
-            assert!(d <= ceiling && d >= ceiling / 2, "attempt {attempt}: {d:?}");
-        }
-    }
-}
-
 /// Asks the CPU to bring the cache line at `p` closer without waiting for
 /// it (a no-op off x86-64). Any address will do: a prefetch reads nothing
 /// the program sees and never faults.
@@ -65,4 +49,20 @@ pub fn prefetch<T>(p: *const T) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = p;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let base = Duration::from_millis(100);
+        let cap = Duration::from_secs(5);
+        for attempt in 0..30 {
+            let d = backoff(attempt, base, cap);
+            let ceiling = base.saturating_mul(1 << attempt.min(16)).min(cap);
+            assert!(d <= ceiling && d >= ceiling / 2, "attempt {attempt}: {d:?}");
+        }
+    }
 }
