@@ -702,8 +702,9 @@ pub fn decode(bytes: &[u8]) -> Result<Event<'_>, DecodeError> {
     if bytes.len() > MAX_EVENT_BYTES {
         return Err(too_large(bytes.len()));
     }
-    if let Some(raw) = scan::scan(bytes) {
-        return validate(raw);
+    let mut raw = Raw::default();
+    if scan::scan(bytes, &mut raw).is_some() {
+        return validate(&mut raw);
     }
     decode_with_serde(bytes)
 }
@@ -725,7 +726,7 @@ pub fn decode_with_serde(bytes: &[u8]) -> Result<Event<'_>, DecodeError> {
         )
     })?;
     match serde_json::from_str::<Raw<'_>>(text) {
-        Ok(raw) => validate(raw),
+        Ok(mut raw) => validate(&mut raw),
         Err(err) => Err(diagnose(bytes, &err)),
     }
 }
@@ -733,7 +734,7 @@ pub fn decode_with_serde(bytes: &[u8]) -> Result<Event<'_>, DecodeError> {
 /// Decodes a JSON value that was already parsed (one element of a batch).
 pub fn decode_value(value: &serde_json::Value) -> Result<Event<'_>, DecodeError> {
     match Raw::deserialize(value) {
-        Ok(raw) => validate(raw),
+        Ok(mut raw) => validate(&mut raw),
         Err(err) => {
             Err(diagnose_value(value).unwrap_or_else(|| DecodeError::new("event", err.to_string())))
         }
@@ -818,7 +819,7 @@ fn diagnose_value(value: &serde_json::Value) -> Option<DecodeError> {
     }
 }
 
-fn validate(raw: Raw<'_>) -> Result<Event<'_>, DecodeError> {
+fn validate<'a>(raw: &mut Raw<'a>) -> Result<Event<'a>, DecodeError> {
     let tag = raw
         .kind_tag
         .as_deref()
@@ -847,7 +848,7 @@ fn validate(raw: Raw<'_>) -> Result<Event<'_>, DecodeError> {
         }
         ts => ts,
     };
-    let id = optional_id(c(raw.id), "id", MAX_EVENT_ID_LEN)?;
+    let id = optional_id(c(raw.id.take()), "id", MAX_EVENT_ID_LEN)?;
     Ok(match kind {
         EventType::Presence => {
             let action = match raw.action.as_deref() {
@@ -863,8 +864,8 @@ fn validate(raw: Raw<'_>) -> Result<Event<'_>, DecodeError> {
             };
             Event::Presence(Presence {
                 id,
-                webinar_id: required_id(c(raw.webinar_id), "webinar_id")?,
-                viewer_id: required_id(c(raw.viewer_id), "viewer_id")?,
+                webinar_id: required_id(c(raw.webinar_id.take()), "webinar_id")?,
+                viewer_id: required_id(c(raw.viewer_id.take()), "viewer_id")?,
                 action,
                 ts,
             })
@@ -884,54 +885,54 @@ fn validate(raw: Raw<'_>) -> Result<Event<'_>, DecodeError> {
             };
             Event::Activity(Activity {
                 id,
-                webinar_id: required_id(c(raw.webinar_id), "webinar_id")?,
-                viewer_id: optional_id(c(raw.viewer_id), "viewer_id", MAX_ID_LEN)?,
+                webinar_id: required_id(c(raw.webinar_id.take()), "webinar_id")?,
+                viewer_id: optional_id(c(raw.viewer_id.take()), "viewer_id", MAX_ID_LEN)?,
                 kind,
                 ts,
             })
         }
         EventType::Visit => Event::Visit(Box::new(Visit {
             id,
-            client_id: required_id(c(raw.client_id), "client_id")?,
-            campaign_id: required_id(c(raw.campaign_id), "campaign_id")?,
-            webinar_id: optional_id(c(raw.webinar_id), "webinar_id", MAX_ID_LEN)?,
-            session_id: required_id(c(raw.session_id), "session_id")?,
-            link_id: optional_id(c(raw.link_id), "link_id", MAX_ID_LEN)?,
-            utm: utm(raw.utm)?,
-            cid: text(c(raw.cid), "cid", MAX_UTM_LEN)?,
-            path: c(raw.path),
-            referrer: c(raw.referrer),
-            user_agent: c(raw.user_agent),
-            ip: masked_ip(c(raw.ip))?,
+            client_id: required_id(c(raw.client_id.take()), "client_id")?,
+            campaign_id: required_id(c(raw.campaign_id.take()), "campaign_id")?,
+            webinar_id: optional_id(c(raw.webinar_id.take()), "webinar_id", MAX_ID_LEN)?,
+            session_id: required_id(c(raw.session_id.take()), "session_id")?,
+            link_id: optional_id(c(raw.link_id.take()), "link_id", MAX_ID_LEN)?,
+            utm: utm(raw.utm.take())?,
+            cid: text(c(raw.cid.take()), "cid", MAX_UTM_LEN)?,
+            path: c(raw.path.take()),
+            referrer: c(raw.referrer.take()),
+            user_agent: c(raw.user_agent.take()),
+            ip: masked_ip(c(raw.ip.take()))?,
             ts,
         })),
         EventType::Conversion => Event::Conversion(Box::new(Conversion {
             id,
-            client_id: required_id(c(raw.client_id), "client_id")?,
-            campaign_id: required_id(c(raw.campaign_id), "campaign_id")?,
-            entry_id: required_id(c(raw.entry_id), "entry_id")?,
-            session_id: optional_id(c(raw.session_id), "session_id", MAX_ID_LEN)?,
-            link_id: optional_id(c(raw.link_id), "link_id", MAX_ID_LEN)?,
-            utm: utm(raw.utm)?,
-            cid: text(c(raw.cid), "cid", MAX_UTM_LEN)?,
-            viewer_id: optional_id(c(raw.viewer_id), "viewer_id", MAX_ID_LEN)?,
-            webinar_id: optional_id(c(raw.webinar_id), "webinar_id", MAX_ID_LEN)?,
+            client_id: required_id(c(raw.client_id.take()), "client_id")?,
+            campaign_id: required_id(c(raw.campaign_id.take()), "campaign_id")?,
+            entry_id: required_id(c(raw.entry_id.take()), "entry_id")?,
+            session_id: optional_id(c(raw.session_id.take()), "session_id", MAX_ID_LEN)?,
+            link_id: optional_id(c(raw.link_id.take()), "link_id", MAX_ID_LEN)?,
+            utm: utm(raw.utm.take())?,
+            cid: text(c(raw.cid.take()), "cid", MAX_UTM_LEN)?,
+            viewer_id: optional_id(c(raw.viewer_id.take()), "viewer_id", MAX_ID_LEN)?,
+            webinar_id: optional_id(c(raw.webinar_id.take()), "webinar_id", MAX_ID_LEN)?,
             ts,
         })),
         EventType::Pageview => Event::Pageview(Box::new(Pageview {
             id,
-            path: c(raw.path)
+            path: c(raw.path.take())
                 .filter(|p| !p.is_empty())
                 .ok_or(DecodeError::missing("path"))?,
-            method: c(raw.method),
-            query: raw.query.map(|q| q.0),
-            referrer: c(raw.referrer),
-            user_agent: c(raw.user_agent),
-            ip: masked_ip(c(raw.ip))?,
-            session_id: optional_id(c(raw.session_id), "session_id", MAX_ID_LEN)?,
-            client_id: optional_id(c(raw.client_id), "client_id", MAX_ID_LEN)?,
-            campaign_id: optional_id(c(raw.campaign_id), "campaign_id", MAX_ID_LEN)?,
-            webinar_id: optional_id(c(raw.webinar_id), "webinar_id", MAX_ID_LEN)?,
+            method: c(raw.method.take()),
+            query: raw.query.take().map(|q| q.0),
+            referrer: c(raw.referrer.take()),
+            user_agent: c(raw.user_agent.take()),
+            ip: masked_ip(c(raw.ip.take()))?,
+            session_id: optional_id(c(raw.session_id.take()), "session_id", MAX_ID_LEN)?,
+            client_id: optional_id(c(raw.client_id.take()), "client_id", MAX_ID_LEN)?,
+            campaign_id: optional_id(c(raw.campaign_id.take()), "campaign_id", MAX_ID_LEN)?,
+            webinar_id: optional_id(c(raw.webinar_id.take()), "webinar_id", MAX_ID_LEN)?,
             status: raw.status,
             ts,
         })),
@@ -958,13 +959,22 @@ pub fn check_identifier(field: &'static str, s: &str) -> Result<(), DecodeError>
 /// `[A-Za-z0-9._:-]`, with no empty part between dots (`.`, `a..b`, `a.`
 /// would make an empty NATS subject token, and `..` reads as a path).
 fn check_id(field: &'static str, s: &str, max: usize) -> Result<(), DecodeError> {
-    if !is_identifier(s, max) {
+    // One pass: the characters, and no dot at either end or beside another.
+    let mut chars_ok = !s.is_empty() && s.len() <= max;
+    let mut dots_ok = true;
+    let mut prev = b'.';
+    for &b in s.as_bytes() {
+        chars_ok &= b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-');
+        dots_ok &= !(b == b'.' && prev == b'.');
+        prev = b;
+    }
+    if !chars_ok {
         return Err(DecodeError::new(
             field,
             format!("must be 1-{max} characters of [A-Za-z0-9._:-]"),
         ));
     }
-    if s.starts_with('.') || s.ends_with('.') || s.contains("..") {
+    if !dots_ok || prev == b'.' {
         return Err(DecodeError::new(
             field,
             "must not start or end with '.' or hold '..'",

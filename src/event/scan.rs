@@ -14,6 +14,8 @@ use std::borrow::Cow;
 use super::{CowStr, Raw};
 
 struct Cursor<'a> {
+    /// The record, checked as UTF-8 once: strings are slices of it.
+    s: &'a str,
     b: &'a [u8],
     i: usize,
 }
@@ -49,7 +51,8 @@ impl<'a> Cursor<'a> {
             return None;
         }
         self.i = start + len + 1;
-        std::str::from_utf8(&self.b[start..start + len]).ok()
+        // Both ends are at ASCII bytes, so at character boundaries.
+        self.s.get(start..start + len)
     }
 
     /// An integer as JSON writes it (`-?(0|[1-9][0-9]*)`, not `-0`), not
@@ -125,10 +128,12 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// Scans a flat record; `None` sends it down the serde path.
-pub(super) fn scan(b: &[u8]) -> Option<Raw<'_>> {
-    let mut c = Cursor { b, i: 0 };
-    let mut raw = Raw::default();
+/// Fills `raw` (left as `Raw::default()` made it) from a flat record;
+/// `None` sends it down the serde path.
+pub(super) fn scan<'a>(b: &'a [u8], raw: &mut Raw<'a>) -> Option<()> {
+    // Invalid UTF-8 anywhere is refused by serde before it parses anything.
+    let s = std::str::from_utf8(b).ok()?;
+    let mut c = Cursor { s, b, i: 0 };
     let mut seen = 0u32;
     c.ws();
     if c.next()? != b'{' {
@@ -213,7 +218,7 @@ pub(super) fn scan(b: &[u8]) -> Option<Raw<'_>> {
         }
     }
     c.ws();
-    (c.i == b.len()).then_some(raw)
+    (c.i == b.len()).then_some(())
 }
 
 #[cfg(test)]
@@ -223,7 +228,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn fast(line: &str) -> bool {
-        scan(line.as_bytes()).is_some()
+        scan(line.as_bytes(), &mut Raw::default()).is_some()
     }
 
     #[test]
@@ -264,7 +269,10 @@ mod tests {
         ] {
             assert!(!fast(line), "{line}");
         }
-        assert!(scan(b"{\"type\":\"\xff\"}").is_none(), "invalid UTF-8");
+        assert!(
+            scan(b"{\"type\":\"\xff\"}", &mut Raw::default()).is_none(),
+            "invalid UTF-8"
+        );
     }
 
     #[test]
@@ -338,10 +346,11 @@ mod tests {
             tail in prop_oneof![Just(""), Just(" "), Just(","), Just("}"), Just("x")],
         ) {
             let line = format!("{{{}}}{tail}", tokens.join(","));
-            if let Some(raw) = scan(line.as_bytes()) {
-                let serde: Raw<'_> = serde_json::from_slice(line.as_bytes())
+            let mut raw = Raw::default();
+            if scan(line.as_bytes(), &mut raw).is_some() {
+                let mut serde: Raw<'_> = serde_json::from_slice(line.as_bytes())
                     .map_err(|e| TestCaseError::fail(format!("serde refused what the scanner took: {line}: {e}")))?;
-                prop_assert_eq!(validate(raw), validate(serde), "{}", line);
+                prop_assert_eq!(validate(&mut raw), validate(&mut serde), "{}", line);
             }
         }
     }
