@@ -514,17 +514,42 @@ fn log_round(
     metrics: &Metrics,
 ) -> std::io::Result<Round> {
     let limit = *committed.borrow_and_update();
-    let mut invalid = 0u64;
+    // The round's lines are gathered, decoded, then applied together, so
+    // the engine can fetch ahead what the next records will read
+    // (`Engine::apply_all`).
+    let mut text = Vec::new();
+    let mut lines = Vec::new();
     let read = reader.read_until(limit, ROUND_LINES, |line, pos| {
-        let applied = event::decode(line)
-            .map_err(|e| e.to_string())
-            .and_then(|ev| engine.apply(&ev, None).map_err(|e| e.to_string()));
-        if let Err(reason) = applied {
-            invalid += 1;
-            tracing::warn!(position = %pos, %reason, "skipped an unreadable log line");
-        }
+        let start = text.len();
+        text.extend_from_slice(line);
+        lines.push((start, text.len(), pos));
     })?;
-    metrics.record("unknown", "invalid", invalid);
+    let mut unreadable = Vec::new();
+    let mut events = Vec::with_capacity(lines.len());
+    let mut from = Vec::with_capacity(lines.len());
+    for (k, &(start, end, pos)) in lines.iter().enumerate() {
+        match event::decode(&text[start..end]) {
+            Ok(ev) => {
+                events.push(ev);
+                from.push(k);
+            }
+            Err(e) => unreadable.push((pos, e.to_string())),
+        }
+    }
+    engine.apply_all(
+        &events,
+        |_| None,
+        |i, applied| {
+            if let Err(e) = applied {
+                unreadable.push((lines[from[i]].2, e.to_string()));
+            }
+        },
+    );
+    unreadable.sort_by_key(|(pos, _)| *pos);
+    for (pos, reason) in &unreadable {
+        tracing::warn!(position = %pos, %reason, "skipped an unreadable log line");
+    }
+    metrics.record("unknown", "invalid", unreadable.len() as u64);
     let position = reader.position();
     let committed = *committed.borrow();
     // Bytes behind within today's file (a day behind shows as the whole file).
