@@ -607,15 +607,8 @@ async fn jetstream_ceiling(
     cleanup: &mut Cleanup,
 ) -> anyhow::Result<JetStreamCeiling> {
     let acks = CeilingAck::from_env()?;
-    let names = Names::new("js0");
+    let names = presence_stream(js, "js0", cleanup).await?;
     let n = records.len();
-    cleanup.streams.push(names.stream.clone());
-    create_stream(
-        js,
-        &names.stream,
-        vec![format!("{}.presence.>", names.prefix)],
-    )
-    .await?;
     let subjects = records.subjects(&names.prefix);
     let start = Instant::now();
     publish_jetstream(js, records, &subjects).await?;
@@ -642,6 +635,24 @@ async fn jetstream_ceiling(
         library_rate,
         library_cpu: library_cpu.per_record(n as u64),
     })
+}
+
+/// A fresh stream on `<prefix>.presence.>` for a null consumer's phase,
+/// deleted at the end of the run.
+async fn presence_stream(
+    js: &jetstream::Context,
+    tag: &str,
+    cleanup: &mut Cleanup,
+) -> anyhow::Result<Names> {
+    let names = Names::new(tag);
+    cleanup.streams.push(names.stream.clone());
+    create_stream(
+        js,
+        &names.stream,
+        vec![format!("{}.presence.>", names.prefix)],
+    )
+    .await?;
+    Ok(names)
 }
 
 async fn create_null_consumer(
@@ -789,15 +800,8 @@ async fn jetstream_steady_ceiling(
     cleanup: &mut Cleanup,
 ) -> anyhow::Result<f64> {
     let acks = CeilingAck::from_env()?;
-    let names = Names::new("js0s");
+    let names = presence_stream(js, "js0s", cleanup).await?;
     let n = records.len();
-    cleanup.streams.push(names.stream.clone());
-    create_stream(
-        js,
-        &names.stream,
-        vec![format!("{}.presence.>", names.prefix)],
-    )
-    .await?;
     create_null_consumer(js, &names.stream, &names.consumer, acks).await?;
     let publisher = connect("efb-publisher").await?;
     let pjs = jetstream::new(publisher);

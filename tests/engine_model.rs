@@ -634,6 +634,18 @@ fn check(cfg: Cfg, recs: &[Rec]) -> Result<Vec<(usize, PresenceStats)>, TestCase
     Ok(check_all(cfg, recs)?.0)
 }
 
+/// An engine with the case's settings.
+fn engine_for(cfg: Cfg) -> Engine {
+    Engine::new(EngineConfig {
+        bucket_ms: cfg.bucket_ms,
+        ttl_ms: cfg.ttl_ms,
+        late_ms: cfg.late_ms,
+        timezone: cfg.tz.zone(),
+        ..EngineConfig::default()
+    })
+    .expect("valid config")
+}
+
 /// [`check`], returning the rollups as well.
 fn check_all(cfg: Cfg, recs: &[Rec]) -> Result<Rows, TestCaseError> {
     let mut model = Model::new(cfg);
@@ -643,14 +655,7 @@ fn check_all(cfg: Cfg, recs: &[Rec]) -> Result<Rows, TestCaseError> {
     let expected = model.final_rows();
     let expected_rollups = model.final_rollups();
 
-    let mut engine = Engine::new(EngineConfig {
-        bucket_ms: cfg.bucket_ms,
-        ttl_ms: cfg.ttl_ms,
-        late_ms: cfg.late_ms,
-        timezone: cfg.tz.zone(),
-        ..EngineConfig::default()
-    })
-    .expect("valid config");
+    let mut engine = engine_for(cfg);
     let mut model = Model::new(cfg);
     let mut emitted = Emitted::default();
     for (n, &rec) in recs.iter().enumerate() {
@@ -804,14 +809,7 @@ fn check_batched(
     expected: &[(usize, PresenceStats)],
     expected_rollups: &[Rollup],
 ) -> Result<(), TestCaseError> {
-    let mut engine = Engine::new(EngineConfig {
-        bucket_ms: cfg.bucket_ms,
-        ttl_ms: cfg.ttl_ms,
-        late_ms: cfg.late_ms,
-        timezone: cfg.tz.zone(),
-        ..EngineConfig::default()
-    })
-    .expect("valid config");
+    let mut engine = engine_for(cfg);
     let events: Vec<Event<'static>> = recs.iter().map(|r| r.event()).collect();
     let mut replayed = Model::new(cfg);
     let mut emitted = Emitted::default();
