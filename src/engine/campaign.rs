@@ -238,6 +238,22 @@ struct ViewerDays {
     days: HashMap<Box<str>, BTreeMap<Date, RoaringBitmap>>,
 }
 
+impl ViewerDays {
+    /// The numbers of the viewers of `webinars` together with a live
+    /// millisecond on a day of `range`.
+    fn union(&self, webinars: &[&str], range: DateRange) -> RoaringBitmap {
+        let mut viewers = RoaringBitmap::new();
+        for w in webinars {
+            if let Some(days) = self.days.get(*w) {
+                for (_, set) in days.range(range.from..=range.to) {
+                    viewers |= set;
+                }
+            }
+        }
+        viewers
+    }
+}
+
 /// A link's numbers (DESIGN §4 rule 7).
 fn link_stats(link_id: &str, visits: u64, conversions: u64) -> LinkStats {
     LinkStats {
@@ -1590,29 +1606,14 @@ impl CampaignView {
     /// day of `range`.
     pub fn live_viewers(&self, webinars: &[&str], range: DateRange) -> u64 {
         let state = self.read();
-        let mut viewers = RoaringBitmap::new();
-        for w in webinars {
-            if let Some(days) = state.viewer_days.days.get(*w) {
-                for (_, set) in days.range(range.from..=range.to) {
-                    viewers |= set;
-                }
-            }
-        }
-        viewers.len()
+        state.viewer_days.union(webinars, range).len()
     }
 
     /// The fingerprints of [`CampaignView::live_viewers`]' viewers, for a
     /// union with other partitions' (DESIGN §8).
     pub fn viewer_fingerprints(&self, webinars: &[&str], range: DateRange) -> Vec<u128> {
         let state = self.read();
-        let mut viewers = RoaringBitmap::new();
-        for w in webinars {
-            if let Some(days) = state.viewer_days.days.get(*w) {
-                for (_, set) in days.range(range.from..=range.to) {
-                    viewers |= set;
-                }
-            }
-        }
+        let viewers = state.viewer_days.union(webinars, range);
         let fps = &state.viewer_days.viewers.fps;
         viewers.iter().map(|n| fps[n as usize]).collect()
     }
