@@ -655,6 +655,25 @@ async fn presence_stream(
     Ok(names)
 }
 
+/// The service's own stream for a phase, created here as the service would
+/// create it; it and its dead-letter stream are deleted at the end.
+async fn service_stream(
+    js: &jetstream::Context,
+    tag: &str,
+    cleanup: &mut Cleanup,
+) -> anyhow::Result<Names> {
+    let names = Names::new(tag);
+    cleanup.streams.push(names.stream.clone());
+    cleanup.streams.push(names.dlq.clone());
+    create_stream(
+        js,
+        &names.stream,
+        Subjects::new(&names.prefix).stream_subjects(),
+    )
+    .await?;
+    Ok(names)
+}
+
 async fn create_null_consumer(
     js: &jetstream::Context,
     stream: &str,
@@ -825,16 +844,8 @@ async fn eventflow_jetstream_steady(
     records: &Records,
     cleanup: &mut Cleanup,
 ) -> anyhow::Result<f64> {
-    let names = Names::new("jss");
+    let names = service_stream(js, "jss", cleanup).await?;
     let n = records.len() as u64;
-    cleanup.streams.push(names.stream.clone());
-    cleanup.streams.push(names.dlq.clone());
-    create_stream(
-        js,
-        &names.stream,
-        Subjects::new(&names.prefix).stream_subjects(),
-    )
-    .await?;
     let dir = tempfile::tempdir()?;
     let settings = names.settings(dir.path(), "jetstream")?;
     let app = Application::build(settings).await?;
@@ -893,16 +904,8 @@ async fn eventflow_jetstream(
     records: &Records,
     cleanup: &mut Cleanup,
 ) -> anyhow::Result<EventFlowJetStream> {
-    let names = Names::new("js");
+    let names = service_stream(js, "js", cleanup).await?;
     let n = records.len() as u64;
-    cleanup.streams.push(names.stream.clone());
-    cleanup.streams.push(names.dlq.clone());
-    create_stream(
-        js,
-        &names.stream,
-        Subjects::new(&names.prefix).stream_subjects(),
-    )
-    .await?;
     let subjects = records.subjects(&names.prefix);
     let start = Instant::now();
     publish_jetstream(js, records, &subjects).await?;
