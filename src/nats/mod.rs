@@ -105,19 +105,33 @@ impl Subjects {
     /// Whether `subject` is where `ev` is published ([`Subjects::event`]),
     /// without building it.
     fn belongs(&self, subject: &str, ev: &Event<'_>) -> bool {
-        let head = match ev {
-            // A tick may come on any partition.
-            Event::Tick(_) if self.partitions > 1 => {
-                return self.ticks().iter().any(|t| t == subject);
-            }
-            _ => self.head(ev),
-        };
-        let Some(rest) = subject
-            .strip_prefix(&*head)
+        let Some(mut rest) = subject
+            .strip_prefix(self.prefix.as_str())
             .and_then(|r| r.strip_prefix('.'))
         else {
             return false;
         };
+        if self.partitions > 1 {
+            // `p<n>.`, the event's partition (a tick may come on any),
+            // written as `head` writes it: digits, no leading zero.
+            let Some((digits, after)) = rest.strip_prefix('p').and_then(|r| r.split_once('.'))
+            else {
+                return false;
+            };
+            let canonical = digits.bytes().all(|b| b.is_ascii_digit())
+                && (digits == "0" || !digits.starts_with('0'));
+            let Some(n) = canonical.then(|| digits.parse::<u32>().ok()).flatten() else {
+                return false;
+            };
+            let wanted = match ev {
+                Event::Tick(_) => n < self.partitions,
+                _ => n == crate::partition::of(ev, self.partitions),
+            };
+            if !wanted {
+                return false;
+            }
+            rest = after;
+        }
         let (kind, id) = match ev {
             Event::Presence(e) => ("presence", Some(&*e.webinar_id)),
             Event::Activity(e) => ("activity", Some(&*e.webinar_id)),
@@ -1121,12 +1135,19 @@ mod tests {
             "ef.p0.presence.w-17",
             "ef.presence.w-17",
             "ef.p1.activity.w-17",
+            "ef.p01.presence.w-17",
+            "ef.p+1.presence.w-17",
+            "ef.p.presence.w-17",
+            "eff.p1.presence.w-17",
         ] {
             assert!(s.decode(wrong, ping, 1).is_err(), "{wrong}");
         }
         let tick = br#"{"type":"tick","ts":5}"#;
         for n in 0..4 {
             assert!(s.decode(&format!("ef.p{n}.tick"), tick, 1).is_ok(), "p{n}");
+        }
+        for wrong in ["ef.p4.tick", "ef.tick", "ef.p00.tick"] {
+            assert!(s.decode(wrong, tick, 1).is_err(), "{wrong}");
         }
         assert_eq!(
             s.stream_subjects(),
