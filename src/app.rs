@@ -313,6 +313,7 @@ impl Application {
                     },
                     last_reply: None,
                     caught_up: false,
+                    lag: crate::metrics::GaugeShare::new(metrics.engine_lag_messages.clone()),
                 }));
                 let sink = Sink::Nats(Box::new(spool::NatsSink {
                     client: client.clone(),

@@ -177,7 +177,7 @@ impl Metrics {
         let engine_lag_messages = Gauge::default();
         registry.register(
             "engine_lag_messages",
-            "JetStream messages stored but not yet delivered to the engine",
+            "JetStream messages stored but not yet delivered to the engine, summed over the instance's partitions",
             engine_lag_messages.clone(),
         );
         let spooled = Counter::default();
@@ -276,6 +276,33 @@ impl Metrics {
     }
 }
 
+/// One contributor's part of a gauge that sums over several: each
+/// partition's consumer reports its own JetStream lag, and the instance's
+/// gauge is the sum. Dropping the share takes its part back out.
+#[derive(Debug)]
+pub struct GaugeShare {
+    gauge: Gauge<i64, std::sync::atomic::AtomicI64>,
+    mine: i64,
+}
+
+impl GaugeShare {
+    pub fn new(gauge: Gauge<i64, std::sync::atomic::AtomicI64>) -> GaugeShare {
+        GaugeShare { gauge, mine: 0 }
+    }
+
+    /// This contributor's part is now `value`.
+    pub fn set(&mut self, value: i64) {
+        self.gauge.inc_by(value - self.mine);
+        self.mine = value;
+    }
+}
+
+impl Drop for GaugeShare {
+    fn drop(&mut self) {
+        self.gauge.dec_by(self.mine);
+    }
+}
+
 impl LogObserver for Metrics {
     fn fsync(&self, latency: Duration, _lines: usize) {
         self.log_fsync.observe(latency.as_secs_f64());
@@ -285,6 +312,22 @@ impl LogObserver for Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shared_gauge_is_the_sum_of_its_live_shares() {
+        let m = Metrics::new();
+        let mut a = GaugeShare::new(m.engine_lag_messages.clone());
+        let mut b = GaugeShare::new(m.engine_lag_messages.clone());
+        a.set(700);
+        b.set(50);
+        assert_eq!(m.engine_lag_messages.get(), 750);
+        a.set(100);
+        assert_eq!(m.engine_lag_messages.get(), 150);
+        drop(b);
+        assert_eq!(m.engine_lag_messages.get(), 100);
+        a.set(0);
+        assert_eq!(m.engine_lag_messages.get(), 0);
+    }
 
     #[test]
     fn exposition_names_every_metric() {

@@ -189,6 +189,8 @@ pub struct StreamSource {
     pub last_seq: Option<u64>,
     pub last_reply: Option<async_nats::Subject>,
     pub caught_up: bool,
+    /// This consumer's part of `eventflow_engine_lag_messages`.
+    pub lag: crate::metrics::GaugeShare,
 }
 
 /// Everything the engine thread needs.
@@ -667,7 +669,7 @@ fn stream_round(
         }
         read += b.records.len();
         s.caught_up = b.pending == 0;
-        metrics.engine_lag_messages.set(b.pending as i64);
+        s.lag.set(b.pending as i64);
         if read < ROUND_LINES {
             batch = s.rx.try_recv().ok();
         }

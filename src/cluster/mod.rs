@@ -542,6 +542,7 @@ impl Cluster {
                 },
                 last_reply: None,
                 caught_up: false,
+                lag: crate::metrics::GaugeShare::new(s.metrics.engine_lag_messages.clone()),
             })),
             source_name,
             store: store_tx,
