@@ -60,7 +60,7 @@ use eventflow::engine::campaign::{DateRange, is_bot};
 use eventflow::engine::{Engine, EngineConfig};
 use eventflow::event::{Event, decode};
 use eventflow::metrics::{Metrics, RecordLabels};
-use eventflow::store::{Batch, Store};
+use eventflow::sink::store::{Batch, Store};
 use figment::providers::Serialized;
 use jiff::civil::Date;
 use serde_json::{Value, json};

@@ -31,7 +31,7 @@ use bytes::Bytes;
 use common::{Spec, Workload};
 use eventflow::auth::{Scope, Signer};
 use eventflow::config::Nats as NatsSettings;
-use eventflow::nats::Subjects;
+use eventflow::source::nats::Subjects;
 
 const PARTITIONS: u32 = 6;
 const LEASE_TTL_MS: u64 = 2_000;
@@ -116,7 +116,7 @@ async fn fresh_postgres() -> anyhow::Result<String> {
         std::process::id(),
         jiff::Timestamp::now().as_nanosecond() % 1_000_000_000
     );
-    let admin = eventflow::store::Store::connect("postgres://postgres@127.0.0.1:5432/test")
+    let admin = eventflow::sink::store::Store::connect("postgres://postgres@127.0.0.1:5432/test")
         .await
         .context("Postgres on 127.0.0.1:5432")?;
     admin
@@ -248,7 +248,7 @@ async fn throughput(
     let names = Names::new(&format!("t{k}"));
     let pg = fresh_postgres().await?;
     let js = js().await?;
-    eventflow::nats::ensure_streams(&js, &names.settings()).await?;
+    eventflow::source::nats::ensure_streams(&js, &names.settings()).await?;
     let mut last: BTreeMap<u32, u64> = BTreeMap::new();
     let mut inflight = VecDeque::with_capacity(ACK_WINDOW);
     for (p, tail, payload) in recs {
@@ -358,7 +358,7 @@ async fn failover(
     let names = Names::new("f");
     let pg = fresh_postgres().await?;
     let js = js().await?;
-    eventflow::nats::ensure_streams(&js, &names.settings()).await?;
+    eventflow::source::nats::ensure_streams(&js, &names.settings()).await?;
     let token = Signer::new(SECRET.as_bytes()).mint(Scope::Admin, now_ms() + 3_600_000);
     let subjects = Subjects::partitioned(&names.prefix, PARTITIONS);
     let webinars: Vec<String> = (0..60).map(|i| format!("w-{i}")).collect();

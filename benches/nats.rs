@@ -77,7 +77,7 @@ use bytes::Bytes;
 use eventflow::app::Application;
 use eventflow::config::Settings;
 use eventflow::metrics::{Metrics, RecordLabels};
-use eventflow::nats::Subjects;
+use eventflow::source::nats::Subjects;
 use figment::providers::Serialized;
 use futures_util::StreamExt;
 use serde_json::json;
@@ -87,8 +87,8 @@ use common::{Spec, Workload};
 /// Acknowledged publishes in flight at once (the client allows 5 000).
 const ACK_WINDOW: usize = 4_000;
 
-/// Messages per pull and per chunk, as in `eventflow::nats`.
-const BATCH: usize = eventflow::nats::BATCH;
+/// Messages per pull and per chunk, as in `eventflow::source::nats`.
+const BATCH: usize = eventflow::source::nats::BATCH;
 
 /// How often the service's counters are read.
 const POLL: Duration = Duration::from_millis(5);

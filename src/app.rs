@@ -22,15 +22,15 @@ use crate::auth::{Scope, Signer};
 use crate::config::{NatsMode, Settings};
 use crate::engine::Engine;
 use crate::event::{Event, Tick};
-use crate::eventlog::{self, LogReader, LogWriter, Position};
 use crate::http::ingest::{Limiter, Sink};
 use crate::http::{self, Inner, Progress, Readiness};
-use crate::live::LiveHub;
 use crate::metrics::Metrics;
-use crate::nats;
 use crate::pipeline::{self, EngineTask, Persisted, Reading, Source, SourcePos, StreamSource};
-use crate::spool::{self, Spool};
-use crate::store::Store;
+use crate::sink::live::LiveHub;
+use crate::sink::store::Store;
+use crate::source::eventlog::{self, LogReader, LogWriter, Position};
+use crate::source::nats;
+use crate::source::spool::{self, Spool};
 use crate::util::{Clock, system_clock};
 
 /// How long a shutdown may take before the process gives up waiting.
@@ -236,11 +236,11 @@ impl Application {
             .redis
             .url
             .as_ref()
-            .map(|_| crate::cache::CacheFeed::new());
+            .map(|_| crate::sink::cache::CacheFeed::new());
         // Redis is optional at every moment, but whether it answers at start
         // is said at once (startup line, /readyz), not at the first write.
         if let Some(url) = &settings.redis.url
-            && let Err(why) = crate::cache::check(url).await
+            && let Err(why) = crate::sink::cache::check(url).await
         {
             tracing::warn!(error = %why, "Redis is unreachable; the service starts, the cache is filled when it answers");
             ready_tx.send_modify(|r| r.degraded.push(("redis".into(), why)));
@@ -331,9 +331,9 @@ impl Application {
                         js,
                         connected,
                         if leased {
-                            nats::LiveFeed::shared()
+                            crate::sink::feed::LiveFeed::shared()
                         } else {
-                            nats::LiveFeed::new()
+                            crate::sink::feed::LiveFeed::new()
                         },
                     )),
                 )
@@ -393,7 +393,7 @@ impl Application {
         };
         let (forwarded_tx, forwarded) = watch::channel(Position::START);
         if let Some((client, js, connected, feed)) = &nats_parts {
-            background.push(tokio::spawn(nats::live_publisher(
+            background.push(tokio::spawn(crate::sink::feed::live_publisher(
                 client.clone(),
                 subjects.clone(),
                 feed.clone(),
@@ -432,13 +432,13 @@ impl Application {
             _ => None,
         };
         let cache_writer = match (&settings.redis.url, cache.clone()) {
-            (Some(url), Some(feed)) => Some(tokio::spawn(crate::cache::writer(
+            (Some(url), Some(feed)) => Some(tokio::spawn(crate::sink::cache::writer(
                 url.clone(),
-                crate::cache::Keys {
+                crate::sink::cache::Keys {
                     prefix: settings.redis.prefix.clone(),
-                    fencing: cluster
-                        .clone()
-                        .map(|c| Arc::new(move |id: &str| c.fence_of(id)) as crate::cache::Fencing),
+                    fencing: cluster.clone().map(|c| {
+                        Arc::new(move |id: &str| c.fence_of(id)) as crate::sink::cache::Fencing
+                    }),
                 },
                 feed,
                 hub.clone(),

@@ -12,7 +12,7 @@ use eventflow::auth::{Scope, Signer, parse_ttl};
 use eventflow::config::Settings;
 use eventflow::engine::EngineConfig;
 use eventflow::replay::{self, ReplayOptions};
-use eventflow::store::Store;
+use eventflow::sink::store::Store;
 
 /// EventFlow: exact real-time statistics for webinars and campaigns.
 ///

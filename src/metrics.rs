@@ -2,7 +2,6 @@
 //! (`GET /metrics`). Hot paths add per batch, never per record.
 
 use std::sync::atomic::AtomicU64;
-use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -10,8 +9,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-
-use crate::eventlog::LogObserver;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RecordLabels {
@@ -303,15 +300,11 @@ impl Drop for GaugeShare {
     }
 }
 
-impl LogObserver for Metrics {
-    fn fsync(&self, latency: Duration, _lines: usize) {
-        self.log_fsync.observe(latency.as_secs_f64());
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::eventlog::LogObserver;
+    use std::time::Duration;
 
     #[test]
     fn a_shared_gauge_is_the_sum_of_its_live_shares() {

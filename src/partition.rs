@@ -5,7 +5,7 @@
 //! and attribution span its campaigns, so one owner sees them all), and
 //! `session_id` for other page views (the empty key when a page view names
 //! neither). Backends publishing to NATS directly compute the same function;
-//! the README publishes the test vectors of [`tests`].
+//! the README publishes the test vectors of its `tests` module.
 
 use crate::event::Event;
 

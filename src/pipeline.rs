@@ -23,12 +23,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::engine::{Engine, EngineConfig, Output};
 use crate::event::{self, EventType};
-use crate::eventlog::{LogReader, Position};
 use crate::health::Readiness;
-use crate::live::{LiveHub, LiveState};
 use crate::metrics::Metrics;
-use crate::nats::{Dlq, LiveFeed, StreamBatch, Subjects};
-use crate::store::{Batch, Store};
+use crate::sink::feed::LiveFeed;
+use crate::sink::live::{LiveHub, LiveState};
+use crate::sink::store::{Batch, Store};
+use crate::source::eventlog::{LogReader, Position};
+use crate::source::nats::{Dlq, StreamBatch, Subjects};
 use crate::util::{Clock, backoff};
 
 /// The source name under which the local log's position is saved.
@@ -202,7 +203,7 @@ pub struct EngineTask {
     pub store: mpsc::Sender<StoreMsg>,
     pub hub: Arc<LiveHub>,
     /// Redis, when configured.
-    pub cache: Option<Arc<crate::cache::CacheFeed>>,
+    pub cache: Option<Arc<crate::sink::cache::CacheFeed>>,
     /// NATS live counts, when configured.
     pub live_out: Option<Arc<LiveFeed>>,
     pub metrics: Arc<Metrics>,
@@ -810,7 +811,7 @@ pub async fn store_writer(
                 }
                 pending = arrived;
             }
-            Err(fenced @ crate::store::WriteError::Fenced { .. }) => {
+            Err(fenced @ crate::sink::store::WriteError::Fenced { .. }) => {
                 tracing::error!(error = %fenced, "a newer owner has the partition; its writer stops");
                 checkpoints.lost();
                 return;
@@ -972,13 +973,13 @@ pub async fn acker(client: async_nats::Client, mut persisted: watch::Receiver<Pe
 pub enum Checkpoints {
     File(PathBuf),
     Partition {
-        fence: crate::store::Fence,
+        fence: crate::sink::store::Fence,
         lease: Arc<Lease>,
     },
 }
 
 impl Checkpoints {
-    fn fence(&self) -> Option<&crate::store::Fence> {
+    fn fence(&self) -> Option<&crate::sink::store::Fence> {
         match self {
             Checkpoints::File(_) => None,
             Checkpoints::Partition { fence, .. } => Some(fence),
@@ -1001,7 +1002,7 @@ async fn persist_checkpoint(
     persisted: Persisted,
     checkpointed: &watch::Sender<Persisted>,
     now_ms: i64,
-) -> Result<(), crate::store::WriteError> {
+) -> Result<(), crate::sink::store::WriteError> {
     let path = match checkpoints {
         Checkpoints::File(path) => path.clone(),
         Checkpoints::Partition { fence, lease } => {
@@ -1019,7 +1020,7 @@ async fn persist_checkpoint(
                 Ok(()) => {
                     checkpointed.send_replace(persisted);
                 }
-                Err(fenced @ crate::store::WriteError::Fenced { .. }) => return Err(fenced),
+                Err(fenced @ crate::sink::store::WriteError::Fenced { .. }) => return Err(fenced),
                 Err(e) => {
                     tracing::error!(error = %e, "saving a partition checkpoint failed; the previous one stays")
                 }

@@ -30,7 +30,7 @@ use serde_json::Value;
 use crate::engine::{Engine, EngineConfig};
 use crate::event::{self, MAX_EVENT_ID_LEN};
 use crate::replay::{Line, Lines};
-use crate::store::{Batch, Store};
+use crate::sink::store::{Batch, Store};
 
 /// Records applied between two writes to the store.
 const WRITE_EVERY: u64 = 50_000;

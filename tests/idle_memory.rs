@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicIsize, Ordering::Relaxed};
 use eventflow::engine::presence::Webinar;
 use eventflow::engine::{Engine, EngineConfig};
 use eventflow::event::{Event, Presence, PresenceAction, Tick};
-use eventflow::live::{LiveHub, LiveState};
+use eventflow::sink::live::{LiveHub, LiveState};
 
 struct Counting;
 

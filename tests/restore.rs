@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use eventflow::engine::{Engine, EngineConfig};
-use eventflow::store::{Batch, Store};
+use eventflow::sink::store::{Batch, Store};
 
 const T0: i64 = 1_770_000_000_000;
 

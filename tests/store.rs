@@ -10,7 +10,7 @@ use eventflow::engine::{
     ActivityBucket, Engine, EngineConfig, Period, PresenceBucket, PresenceStats, RollupBucket,
 };
 
-use eventflow::store::{Batch, Store};
+use eventflow::sink::store::{Batch, Store};
 
 const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 

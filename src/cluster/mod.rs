@@ -36,15 +36,16 @@ use crate::engine::Engine;
 use crate::engine::campaign::CampaignView;
 use crate::event::{Event, Tick};
 use crate::health::Readiness;
-use crate::live::LiveHub;
 use crate::metrics::Metrics;
-use crate::nats::{self, ConsumerSpec, LiveFeed, StreamBatch, Subjects};
 pub use crate::pipeline::Lease;
 use crate::pipeline::{
     Checkpoints, EngineTask, Persisted, Reading, Source, SourcePos, StreamSource,
 };
-use crate::spool::NatsSink;
-use crate::store::{Fence, Store};
+use crate::sink::feed::{BucketMessage, LiveFeed, StateMessage};
+use crate::sink::live::LiveHub;
+use crate::sink::store::{Fence, Store};
+use crate::source::nats::{self, ConsumerSpec, StreamBatch, Subjects};
+use crate::source::spool::NatsSink;
 use crate::util::Clock;
 
 /// One partition this instance owns, and its running parts.
@@ -68,7 +69,7 @@ pub struct Shared {
     pub js: jetstream::Context,
     pub store: Store,
     pub hub: Arc<LiveHub>,
-    pub cache: Option<Arc<crate::cache::CacheFeed>>,
+    pub cache: Option<Arc<crate::sink::cache::CacheFeed>>,
     pub live_out: Arc<LiveFeed>,
     pub sink: Arc<NatsSink>,
     pub metrics: Arc<Metrics>,
@@ -718,7 +719,7 @@ pub async fn follow_live(cluster: Arc<Cluster>, shutdown: CancellationToken) {
         };
         let foreign = |w: &str| !cluster.owns(cluster.partition_of(w));
         if msg.subject.starts_with(&state_prefix) {
-            if let Ok(m) = serde_json::from_slice::<nats::StateMessage>(&msg.payload)
+            if let Ok(m) = serde_json::from_slice::<StateMessage>(&msg.payload)
                 && foreign(&m.webinar_id)
             {
                 let id: Arc<str> = Arc::from(m.webinar_id.as_str());
@@ -727,7 +728,7 @@ pub async fn follow_live(cluster: Arc<Cluster>, shutdown: CancellationToken) {
                 }
             }
         } else if msg.subject.starts_with(&bucket_prefix) {
-            if let Ok(m) = serde_json::from_slice::<nats::BucketMessage>(&msg.payload)
+            if let Ok(m) = serde_json::from_slice::<BucketMessage>(&msg.payload)
                 && foreign(&m.webinar_id)
             {
                 s.hub.bucket(&m.webinar_id, m.stats);

@@ -30,9 +30,9 @@ use super::{ApiError, AppState, Auth, ErrorBody, Peer};
 use crate::auth::{AuthError, Claims, IngestFor};
 use crate::config::IngestMode;
 use crate::event::{self, Event, EventType, Identifier, MAX_EVENT_BYTES, check_identifier};
-use crate::eventlog::LogWriter;
-use crate::nats::{Outgoing, Subjects};
-use crate::spool::NatsSink;
+use crate::source::eventlog::LogWriter;
+use crate::source::nats::{Outgoing, Subjects};
+use crate::source::spool::NatsSink;
 
 /// Where accepted events go.
 pub enum Sink {

@@ -31,9 +31,9 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use crate::auth::{AuthError, Claims, Signer};
 use crate::config::Settings;
 use crate::event::DecodeError;
-use crate::live::LiveHub;
 use crate::metrics::Metrics;
-use crate::store::Store;
+use crate::sink::live::LiveHub;
+use crate::sink::store::Store;
 use crate::util::Clock;
 
 pub use crate::health::Readiness;

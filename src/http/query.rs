@@ -27,7 +27,7 @@ use crate::auth::AuthError;
 use crate::engine::PresenceStats;
 pub use crate::engine::bucket::{Bucket, ByKind, bucket_json, open_bucket_json};
 use crate::event::{ActivityKind, Identifier, check_identifier};
-use crate::live::LiveState;
+use crate::sink::live::LiveState;
 
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 86_400_000;

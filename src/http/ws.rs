@@ -33,7 +33,7 @@ use super::query::{bucket_json, open_json};
 use super::{ApiError, AppState, Auth};
 use crate::auth::AuthError;
 use crate::event::Identifier;
-use crate::live::{LiveState, Subscription};
+use crate::sink::live::{LiveState, Subscription};
 
 /// How often the server pings; a peer silent for two periods is dropped.
 const PING_EVERY: Duration = Duration::from_secs(15);
@@ -364,7 +364,7 @@ async fn send<S: Sink<Message> + Unpin>(sink: &mut S, value: Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::live::LiveHub;
+    use crate::sink::live::LiveHub;
     use futures_channel::mpsc;
     use std::sync::Arc;
 

@@ -183,7 +183,9 @@ async fn postgres_stopped_during_ingest_then_everything_is_written() {
             .then_some(())
     })
     .await;
-    let store = eventflow::store::Store::connect(&pg.url()).await.unwrap();
+    let store = eventflow::sink::store::Store::connect(&pg.url())
+        .await
+        .unwrap();
     let rows = eventually("the buckets of the outage are written", || async {
         let rows = store.presence_buckets("w-f", 0, i64::MAX).await.ok()?;
         rows.iter()
@@ -277,7 +279,9 @@ async fn postgres_down_at_start_then_ingest_goes_on_and_everything_is_written() 
         })
         .collect();
     assert!(expected.len() >= 18, "{} buckets", expected.len());
-    let store = eventflow::store::Store::connect(&pg.url()).await.unwrap();
+    let store = eventflow::sink::store::Store::connect(&pg.url())
+        .await
+        .unwrap();
     eventually("every bucket is written", || async {
         let rows = store.presence_buckets("w-s", 0, i64::MAX).await.ok()?;
         (rows == expected).then_some(())
@@ -305,7 +309,9 @@ async fn a_store_found_behind_the_checkpoint_after_an_outage_stops_the_service_t
     })
     .await;
     let dir = app.stop_keeping_dir().await;
-    let before = eventflow::store::Store::connect(&first).await.unwrap();
+    let before = eventflow::sink::store::Store::connect(&first)
+        .await
+        .unwrap();
     before.execute_admin("CREATE DATABASE fresh").await.unwrap();
     let written = before.presence_buckets("w-b", 0, i64::MAX).await.unwrap();
     before.close().await;
@@ -320,7 +326,9 @@ async fn a_store_found_behind_the_checkpoint_after_an_outage_stops_the_service_t
     let (ended, dir) = app.ended().await;
     let err = ended.expect_err("the service stops").to_string();
     assert!(err.contains("behind the checkpoint"), "{err}");
-    let store = eventflow::store::Store::connect(&fresh).await.unwrap();
+    let store = eventflow::sink::store::Store::connect(&fresh)
+        .await
+        .unwrap();
     assert!(
         store.position("local-log").await.unwrap().is_none(),
         "nothing was written to the store behind"

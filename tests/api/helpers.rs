@@ -208,7 +208,7 @@ pub async fn fresh_postgres() -> String {
         std::process::id(),
         jiff::Timestamp::now().as_nanosecond() % 1_000_000_000
     );
-    let admin = eventflow::store::Store::connect("postgres://postgres@127.0.0.1:5432/test")
+    let admin = eventflow::sink::store::Store::connect("postgres://postgres@127.0.0.1:5432/test")
         .await
         .expect("Postgres on 127.0.0.1:5432");
     admin

@@ -629,7 +629,7 @@ async fn a_nats_outage_keeps_acceptance_order_so_no_spooled_event_is_late() {
 
     // The model: the engine over the stream's messages, in stream order.
     let settings = crate::helpers::test_settings(dir.path(), names.settings(&url, "jetstream"));
-    let subjects = eventflow::nats::Subjects::new(&names.prefix);
+    let subjects = eventflow::source::nats::Subjects::new(&names.prefix);
     let mut engine = eventflow::engine::Engine::new(settings.engine()).unwrap();
     for m in &messages {
         let stored = (m.time.unix_timestamp_nanos() / 1_000_000) as i64;
@@ -648,7 +648,9 @@ async fn a_nats_outage_keeps_acceptance_order_so_no_spooled_event_is_late() {
             _ => None,
         })
         .collect();
-    let store = eventflow::store::Store::embedded(dir.path()).await.unwrap();
+    let store = eventflow::sink::store::Store::embedded(dir.path())
+        .await
+        .unwrap();
     let stored = store.presence_buckets("w-o", 0, i64::MAX).await.unwrap();
     // Ticks written just before the stop may not have been applied: the
     // model may close a few more (empty) buckets at the end.

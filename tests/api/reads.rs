@@ -257,7 +257,7 @@ async fn with_postgres_configured_the_rows_go_there() {
     .await;
     assert_eq!(buckets[0]["joins"], 1);
     app.stop().await;
-    let store = eventflow::store::Store::connect(&url).await.unwrap();
+    let store = eventflow::sink::store::Store::connect(&url).await.unwrap();
     let rows = store.all_presence().await.unwrap();
     assert!(
         rows.iter().any(|(w, s)| w == "w-pg" && s.joins == 1),

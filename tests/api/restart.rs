@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use eventflow::engine::PresenceBucket;
-use eventflow::store::Store;
+use eventflow::sink::store::Store;
 
 use crate::helpers::{SECRET, eventually};
 use crate::nats::{NATS_URL, Names, stream_messages};

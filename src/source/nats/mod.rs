@@ -1,6 +1,7 @@
 //! NATS (DESIGN §5, §7): the JetStream stream as the event log, or plain
-//! subscriptions in `core` mode; subjects, publishing, live counts and the
-//! dead-letter stream.
+//! subscriptions in `core` mode; subjects, publishing and the dead-letter
+//! stream. Live counts sent to other instances are a sink's
+//! ([`crate::sink::feed`]).
 //!
 //! With JetStream the stream `nats.stream` captures exactly the event
 //! subjects and is the source of truth. A durable pull consumer, recreated
@@ -12,10 +13,10 @@
 //! checkpoint, so every result is computed exactly once. Invalid messages
 //! go to `<prefix>.dlq` (stream `nats.dlq_stream`) with their reason.
 //!
-//! HTTP ingest ([`crate::spool::NatsSink`]) publishes each event to its
+//! HTTP ingest ([`crate::source::spool::NatsSink`]) publishes each event to its
 //! subject (with `Nats-Msg-Id` set to the event `id` when it has one) and
 //! answers after the stream's acknowledgement. While NATS is unreachable it
-//! appends to the local spool instead ([`crate::spool`], which also keeps
+//! appends to the local spool instead ([`crate::source::spool`], which also keeps
 //! the order of acceptance), and
 //! a forwarder moves the spool into the stream once NATS is back — so
 //! ingest keeps working and nothing accepted is lost.
@@ -24,8 +25,7 @@
 //! subjects and HTTP ingest publishes without acknowledgement. Messages
 //! published while the service is down or too slow are lost (at-most-once).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -33,13 +33,12 @@ use async_nats::jetstream::{self, consumer::pull::Config as PullConfig, stream};
 use async_nats::{Client, ConnectOptions, HeaderMap};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Nats as NatsSettings, NatsMode};
 use crate::event::{self, Event};
 use crate::health::Readiness;
-use crate::live::LiveState;
 use crate::metrics::Metrics;
 use crate::util::{Clock, backoff};
 
@@ -917,135 +916,6 @@ impl Dlq {
 /// Header values are one line.
 fn one_line(s: &str) -> String {
     s.replace(['\r', '\n'], " ")
-}
-
-/// Live counts for `<prefix>.live.<webinar_id>`: the latest state per
-/// webinar whose live count changed, published at most every
-/// `live.push_interval_ms`. Never blocks
-/// the engine.
-///
-/// With `nats.leases` ([`LiveFeed::shared`]) it also carries each changed
-/// webinar's whole state (open bucket and periods) on
-/// `<prefix>.state.<webinar_id>` and its buckets as they become final on
-/// `<prefix>.bucket.<webinar_id>`, so that every instance's WebSockets show
-/// what the owner's engine knows (DESIGN §8).
-#[derive(Default)]
-pub struct LiveFeed {
-    latest: Mutex<HashMap<Arc<str>, LiveState>>,
-    shared: bool,
-    states: Mutex<HashMap<Arc<str>, LiveState>>,
-    buckets: Mutex<Vec<(Arc<str>, crate::engine::PresenceStats)>>,
-    wake: Notify,
-}
-
-/// A webinar's whole state, on `<prefix>.state.<webinar_id>`.
-#[derive(serde::Serialize, serde::Deserialize)]
-pub struct StateMessage {
-    pub webinar_id: String,
-    pub state: LiveState,
-}
-
-/// A bucket that became final, on `<prefix>.bucket.<webinar_id>`.
-#[derive(serde::Serialize, serde::Deserialize)]
-pub struct BucketMessage {
-    pub webinar_id: String,
-    pub stats: crate::engine::PresenceStats,
-}
-
-impl LiveFeed {
-    pub fn new() -> Arc<LiveFeed> {
-        Arc::new(LiveFeed::default())
-    }
-
-    /// A feed that also carries whole states and final buckets.
-    pub fn shared() -> Arc<LiveFeed> {
-        Arc::new(LiveFeed {
-            shared: true,
-            ..LiveFeed::default()
-        })
-    }
-
-    /// A webinar's whole state changed (sent only by a shared feed).
-    pub fn state(&self, webinar_id: &Arc<str>, state: &LiveState) {
-        if self.shared {
-            self.states
-                .lock()
-                .expect("live feed lock")
-                .insert(webinar_id.clone(), *state);
-            self.wake.notify_one();
-        }
-    }
-
-    /// A bucket became final (sent only by a shared feed).
-    pub fn bucket(&self, webinar_id: &Arc<str>, stats: crate::engine::PresenceStats) {
-        if self.shared {
-            self.buckets
-                .lock()
-                .expect("live feed lock")
-                .push((webinar_id.clone(), stats));
-            self.wake.notify_one();
-        }
-    }
-
-    pub fn live(&self, webinar_id: &Arc<str>, state: &LiveState) {
-        self.latest
-            .lock()
-            .expect("live feed lock")
-            .insert(webinar_id.clone(), *state);
-        self.wake.notify_one();
-    }
-}
-
-/// The message published on `<prefix>.live.<webinar_id>` (and on Redis).
-pub fn live_message(webinar_id: &str, state: &LiveState) -> String {
-    serde_json::json!({"webinar_id": webinar_id, "live": state.live, "ts": state.ts}).to_string()
-}
-
-pub async fn live_publisher(
-    client: Client,
-    subjects: Subjects,
-    feed: Arc<LiveFeed>,
-    every: Duration,
-    shutdown: CancellationToken,
-) {
-    loop {
-        tokio::select! {
-            _ = feed.wake.notified() => {}
-            _ = shutdown.cancelled() => return,
-        }
-        let latest = std::mem::take(&mut *feed.latest.lock().expect("live feed lock"));
-        for (w, state) in latest {
-            // Core publishes are buffered by the client; while NATS is down
-            // the newest counts replace these anyway.
-            let _ = client
-                .publish(subjects.live(&w), live_message(&w, &state).into())
-                .await;
-        }
-        let buckets = std::mem::take(&mut *feed.buckets.lock().expect("live feed lock"));
-        for (w, stats) in buckets {
-            let message = BucketMessage {
-                webinar_id: w.to_string(),
-                stats,
-            };
-            if let Ok(body) = serde_json::to_vec(&message) {
-                let _ = client.publish(subjects.bucket(&w), body.into()).await;
-            }
-        }
-        let states = std::mem::take(&mut *feed.states.lock().expect("live feed lock"));
-        for (w, state) in states {
-            let message = StateMessage {
-                webinar_id: w.to_string(),
-                state,
-            };
-            if let Ok(body) = serde_json::to_vec(&message) {
-                let _ = client.publish(subjects.state(&w), body.into()).await;
-            }
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = shutdown.cancelled() => return,
-        }
-    }
 }
 
 /// Accepted events on their way to NATS.

@@ -34,8 +34,8 @@ use crate::engine::PresenceStats;
 use crate::engine::bucket::{bucket_json, open_bucket_json};
 use crate::engine::campaign::{CampaignRows, CampaignView};
 use crate::health::Readiness;
-use crate::live::{LiveHub, LiveState};
-use crate::store::Store;
+use crate::sink::live::{LiveHub, LiveState};
+use crate::sink::store::Store;
 use crate::util::{Clock, backoff};
 
 /// How much final-bucket history Redis keeps.

@@ -109,6 +109,12 @@ pub trait LogObserver: Send + Sync + 'static {
 
 impl LogObserver for () {}
 
+impl LogObserver for crate::metrics::Metrics {
+    fn fsync(&self, latency: Duration, _lines: usize) {
+        self.log_fsync.observe(latency.as_secs_f64());
+    }
+}
+
 struct Append {
     data: Vec<u8>,
     done: oneshot::Sender<Result<Position, String>>,

@@ -43,9 +43,9 @@ use tokio::sync::{RwLock, RwLockReadGuard, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::event;
-use crate::eventlog::{LogError, LogObserver, LogReader, LogWriter, Position};
 use crate::metrics::Metrics;
-use crate::nats::{BATCH, Outgoing, Subjects, publish_all};
+use crate::source::eventlog::{LogError, LogObserver, LogReader, LogWriter, Position};
+use crate::source::nats::{BATCH, Outgoing, Subjects, publish_all};
 use crate::util::backoff;
 use async_nats::Client;
 
@@ -257,7 +257,7 @@ impl NatsSink {
     /// Publishes `events`; returns once they are stored (JetStream), in
     /// the spool, or handed to the server (core). While the spool holds
     /// events not yet in the stream, new ones join it behind them
-    /// ([`crate::spool`]).
+    /// ([`crate::source::spool`]).
     pub async fn send(&self, events: Vec<Outgoing>) -> Result<(), String> {
         let (Some(js), Some(spool)) = (&self.js, &self.spool) else {
             for e in events {
