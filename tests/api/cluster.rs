@@ -13,12 +13,12 @@ use redis::AsyncCommands;
 use serde_json::Value;
 
 use crate::helpers::{SECRET, eventually, now_ms};
+use crate::live::next_json;
+use crate::nats::{NATS_URL, Names, stream_messages};
 use crate::restart::{
     Parts, Service, events, free_port, is_presence_row, post, replay, rows, run, start_with,
     terminate, wait_ready,
 };
-use crate::live::next_json;
-use crate::nats::{NATS_URL, Names, stream_messages};
 use eventflow::auth::{Scope, Signer};
 
 const PARTITIONS: u32 = 6;
