@@ -213,7 +213,7 @@ pub struct EngineTask {
     pub checkpoint_every: Duration,
     pub shutdown: CancellationToken,
     /// When campaign rows were last taken (they go out every
-    /// [`CAMPAIGN_ROWS_EVERY`] and before each checkpoint).
+    /// `CAMPAIGN_ROWS_EVERY` and before each checkpoint).
     pub campaign_rows_at: Instant,
 }
 
@@ -695,7 +695,7 @@ fn stream_round(
 /// it.
 ///
 /// With `first_contact` (the store was unreachable at start), nothing is
-/// written before [`FirstContact::check`] has passed.
+/// written before `FirstContact::check` has passed.
 #[allow(clippy::too_many_arguments)]
 pub async fn store_writer(
     store: Store,

@@ -46,7 +46,7 @@ pub struct Summary {
     pub invalid: u64,
     /// Rows written (the same row written twice counts twice).
     pub rows: u64,
-    /// The first [`INVALID_SHOWN`] invalid lines: file, line number, reason.
+    /// The first `INVALID_SHOWN` invalid lines: file, line number, reason.
     pub first_invalid: Vec<(String, u64, String)>,
 }
 

@@ -497,7 +497,7 @@ impl Engine {
     /// with `arrival(i)` for event `i`, handing each result to `each`.
     ///
     /// Faster on presence records: while one is applied, the memory the
-    /// next ones will read is fetched in stages, [`STAGE`] records apart
+    /// next ones will read is fetched in stages, `STAGE` records apart
     /// (webinar record; index slot and next expiry; viewer record; the
     /// viewer's list neighbours), each stage using what the one before
     /// brought into the cache. The fingerprints computed on the way are

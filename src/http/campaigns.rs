@@ -94,7 +94,7 @@ fn local_date(ms: i64, tz: &TimeZone) -> Date {
 }
 
 /// The inclusive range of local dates of a request (default: the last
-/// [`DEFAULT_DAYS`] days, today included, none before 1970).
+/// `DEFAULT_DAYS` days, today included, none before 1970).
 pub fn date_range(
     from: Option<&str>,
     to: Option<&str>,

@@ -73,7 +73,7 @@ pub type AppState = Arc<Inner>;
 
 impl Inner {
     /// The campaign state holding client `client_id`: the engine's, or
-    /// with `nats.leases` its partition's, which [`to_owner`] has made sure
+    /// with `nats.leases` its partition's, which `to_owner` has made sure
     /// is this instance's.
     pub fn campaigns_for(
         &self,
