@@ -242,9 +242,7 @@ impl Slab {
     pub fn capacity_bytes(&self) -> usize {
         self.pages.len() * PAGE * std::mem::size_of::<Viewer>()
     }
-}
 
-impl Slab {
     /// Record `i`, if the slab has one there (it may be free).
     #[inline]
     fn get(&self, i: u32) -> Option<&Viewer> {
