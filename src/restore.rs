@@ -323,4 +323,17 @@ mod tests {
         let bad = middleware_pageview(br#"{"timestamp":"yesterday","path":"/"}"#).unwrap();
         assert!(bad.unwrap_err().starts_with("timestamp: must be"));
     }
+
+    #[test]
+    fn a_lines_other_fields_keep_their_exact_values() {
+        // Past u64, a number is a float: it must be read correctly rounded,
+        // or writing it back and reading it again gives a neighbour.
+        let line = br#"{"timestamp":"1970-12-31T23:59:59.999Z","path":"/x","stat0s":4337333333333733333333304,"ratio":0.30000000000000004}"#;
+        let json = middleware_pageview(line).unwrap().unwrap();
+        let before: Value = serde_json::from_slice(line).unwrap();
+        let after: Value = serde_json::from_str(&json).unwrap();
+        for k in ["stat0s", "ratio", "path"] {
+            assert_eq!(after[k], before[k], "{k} in {json}");
+        }
+    }
 }
