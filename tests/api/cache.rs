@@ -87,6 +87,18 @@ async fn live_counts_buckets_and_the_channel_reach_redis() {
         .unwrap();
 }
 
+/// One ping from each of the outage test's viewers, which stay live (ttl
+/// 1.5 s) only while they are pinged.
+async fn ping_all(app: &crate::helpers::TestApp) {
+    for v in ["a", "b", "c"] {
+        app.post(
+            "/api/webinars/w-o/presence/ping",
+            format!(r#"{{"viewer_id":"{v}"}}"#),
+        )
+        .await;
+    }
+}
+
 struct OwnRedis {
     child: Child,
     port: u16,
@@ -182,13 +194,7 @@ async fn a_redis_outage_degrades_readiness_and_the_cache_is_rebuilt_after() {
     .await;
     eventually("aggregation went on without Redis: 3 live", || async {
         // The viewers stay live (ttl 1.5 s) however slowly this is polled.
-        for v in ["a", "b", "c"] {
-            app.post(
-                "/api/webinars/w-o/presence/ping",
-                format!(r#"{{"viewer_id":"{v}"}}"#),
-            )
-            .await;
-        }
+        ping_all(&app).await;
         (app.get("/api/webinars/w-o/live").await.1["live"] == 3).then_some(())
     })
     .await;
@@ -199,13 +205,7 @@ async fn a_redis_outage_degrades_readiness_and_the_cache_is_rebuilt_after() {
     let _again = OwnRedis::start(port);
     eventually("Redis holds the latest count again", || async {
         // The viewers stay live (ttl 1.5 s) while Redis comes back.
-        for v in ["a", "b", "c"] {
-            app.post(
-                "/api/webinars/w-o/presence/ping",
-                format!(r#"{{"viewer_id":"{v}"}}"#),
-            )
-            .await;
-        }
+        ping_all(&app).await;
         let mut c = redis::Client::open(url.as_str())
             .ok()?
             .get_multiplexed_async_connection()
